@@ -1,0 +1,224 @@
+//! The server's TLS identity (generated with rcgen or loaded from PEM) and the rustls server
+//! configurations for TDS 7 (wrapped handshake) and TDS 8.0 strict (ALPN `tds/8.0`).
+
+use std::fs;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::ServerConfig;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::config::{CertificateSource, TlsProtocol};
+
+/// ALPN protocol id of TDS 8.0 (MS-TDS 3.3.5.1).
+pub const ALPN_TDS8: &[u8] = b"tds/8.0";
+
+/// Why the TLS identity or configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsSetupError {
+    /// rcgen failed to generate the certificates.
+    #[error("could not generate the emulator's certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A PEM file could not be read.
+    #[error("could not read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A PEM file held nothing usable.
+    #[error("{path} holds no {what}")]
+    Empty {
+        /// The file.
+        path: String,
+        /// What was looked for.
+        what: &'static str,
+    },
+    /// rustls rejected the configuration (e.g. key does not match the certificate).
+    #[error("TLS configuration rejected: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// The certificate chain and key the server presents, and the CA clients should trust.
+pub(crate) struct ServerIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    ca_pem: String,
+}
+
+impl ServerIdentity {
+    pub(crate) fn from_source(source: &CertificateSource) -> Result<Self, TlsSetupError> {
+        match source {
+            CertificateSource::Generated => Self::generate(),
+            CertificateSource::Pem { chain, key, ca } => Self::load(chain, key, ca.as_deref()),
+        }
+    }
+
+    /// A fresh CA, and a leaf for `localhost` and `127.0.0.1` signed by it. The CA is a real CA
+    /// certificate (basicConstraints CA), so clients can trust it as a root and validate the leaf
+    /// with hostname checks on.
+    fn generate() -> Result<Self, TlsSetupError> {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "tds-emulator test CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+
+        let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()])?;
+        leaf_params
+            .subject_alt_names
+            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let leaf_key = KeyPair::generate()?;
+        let leaf = leaf_params.signed_by(&leaf_key, &ca)?;
+
+        Ok(ServerIdentity {
+            chain: vec![leaf.der().clone(), ca.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+            ca_pem: ca.pem(),
+        })
+    }
+
+    fn load(chain: &Path, key: &Path, ca: Option<&Path>) -> Result<Self, TlsSetupError> {
+        let chain_pem = read(chain)?;
+        let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut chain_pem.as_slice())
+            .collect::<Result<_, _>>()
+            .map_err(|source| TlsSetupError::Read {
+                path: chain.display().to_string(),
+                source,
+            })?;
+        let last = certs.last().cloned().ok_or_else(|| TlsSetupError::Empty {
+            path: chain.display().to_string(),
+            what: "certificate",
+        })?;
+        let key_pem = read(key)?;
+        let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
+            .map_err(|source| TlsSetupError::Read {
+                path: key.display().to_string(),
+                source,
+            })?
+            .ok_or_else(|| TlsSetupError::Empty {
+                path: key.display().to_string(),
+                what: "private key",
+            })?;
+        let ca_pem = match ca {
+            Some(ca) => String::from_utf8_lossy(&read(ca)?).into_owned(),
+            None => pem_certificate(&last),
+        };
+        Ok(ServerIdentity {
+            chain: certs,
+            key: key_der,
+            ca_pem,
+        })
+    }
+
+    pub(crate) fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// A rustls server configuration with the aws-lc-rs provider (never the process default:
+    /// the emulator must not depend on or change what the client side of a test installs).
+    pub(crate) fn server_config(
+        &self,
+        versions: &[TlsProtocol],
+        alpn_tds8: bool,
+        tls13_tickets: usize,
+    ) -> Result<Arc<ServerConfig>, TlsSetupError> {
+        let mut protocol_versions = Vec::new();
+        if versions.contains(&TlsProtocol::Tls13) {
+            protocol_versions.push(&rustls::version::TLS13);
+        }
+        if versions.contains(&TlsProtocol::Tls12) {
+            protocol_versions.push(&rustls::version::TLS12);
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&protocol_versions)?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        config.send_tls13_tickets = tls13_tickets;
+        if alpn_tds8 {
+            config.alpn_protocols = vec![ALPN_TDS8.to_vec()];
+        }
+        Ok(Arc::new(config))
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsSetupError> {
+    fs::read(path).map_err(|source| TlsSetupError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// PEM text of one DER certificate (base64 with 64-character lines).
+fn pem_certificate(der: &CertificateDer<'_>) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::new();
+    for chunk in der.as_ref().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                b64.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 0x3F) as usize]));
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(line));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_identity_builds_both_configs() {
+        let identity = ServerIdentity::generate().unwrap();
+        assert!(identity.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+        identity
+            .server_config(&[TlsProtocol::Tls12], false, 0)
+            .unwrap();
+        let strict = identity
+            .server_config(&[TlsProtocol::Tls12, TlsProtocol::Tls13], true, 2)
+            .unwrap();
+        assert_eq!(strict.alpn_protocols, vec![ALPN_TDS8.to_vec()]);
+    }
+
+    #[test]
+    fn pem_encoding_round_trips_through_pemfile() {
+        let identity = ServerIdentity::generate().unwrap();
+        let pem = pem_certificate(&identity.chain[1]);
+        let parsed: Vec<_> = rustls_pemfile::certs(&mut pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(parsed, vec![identity.chain[1].clone()]);
+        assert_eq!(pem, identity.ca_pem());
+    }
+}

@@ -1,0 +1,390 @@
+//! TDS token encoders for the server's replies (MS-TDS 2.2.7): the login response, login
+//! errors, and results for `SELECT 1` and sized result sets. Payloads only; packet framing is
+//! done by the session with `tds_handshake::encode_message`.
+
+use crate::config::ServerVersion;
+
+const LOGINACK: u8 = 0xAD;
+const ENVCHANGE: u8 = 0xE3;
+const INFO: u8 = 0xAB;
+const ERROR: u8 = 0xAA;
+const DONE: u8 = 0xFD;
+const DONEPROC: u8 = 0xFE;
+const DONEINPROC: u8 = 0xFF;
+const COLMETADATA: u8 = 0x81;
+const ROW: u8 = 0xD1;
+const RETURNSTATUS: u8 = 0x79;
+
+/// DONE status: more results follow.
+pub const DONE_MORE: u16 = 0x01;
+/// DONE status: an error occurred.
+pub const DONE_ERROR: u16 = 0x02;
+/// DONE status: the row count is valid.
+pub const DONE_COUNT: u16 = 0x10;
+/// DONE status: acknowledges an attention.
+pub const DONE_ATTN: u16 = 0x20;
+const CURCMD_SELECT: u16 = 0xC1;
+const CURCMD_EXECUTE: u16 = 0xE0;
+
+/// SQL_Latin1_General_CP1_CI_AS as sent in the collation ENVCHANGE (MS-TDS §4.4 sample).
+const COLLATION: [u8; 5] = [0x09, 0x04, 0xD0, 0x00, 0x34];
+/// Column type BIGVARBINARY; the sized result uses it with this maximum length.
+const BIGVARBINARY: u8 = 0xA5;
+/// Largest value of one BIGVARBINARY column (non-MAX).
+pub const MAX_CELL_BYTES: usize = 8000;
+
+fn utf16(out: &mut Vec<u8>, text: &str) {
+    for unit in text.encode_utf16() {
+        out.extend_from_slice(&unit.to_le_bytes());
+    }
+}
+
+/// B_VARCHAR: u8 character count + UTF-16LE (truncated at 255 characters).
+fn b_varchar(out: &mut Vec<u8>, text: &str) {
+    let units: Vec<u16> = text.encode_utf16().take(255).collect();
+    out.push(units.len() as u8);
+    for unit in units {
+        out.extend_from_slice(&unit.to_le_bytes());
+    }
+}
+
+/// US_VARCHAR: u16 character count + UTF-16LE (truncated at 65535 characters).
+fn us_varchar(out: &mut Vec<u8>, text: &str) {
+    let units: Vec<u16> = text.encode_utf16().take(usize::from(u16::MAX)).collect();
+    out.extend_from_slice(&(units.len() as u16).to_le_bytes());
+    for unit in units {
+        out.extend_from_slice(&unit.to_le_bytes());
+    }
+}
+
+/// Writes `token`, a u16 length placeholder, the body from `body`, then patches the length.
+fn with_length(out: &mut Vec<u8>, token: u8, body: impl FnOnce(&mut Vec<u8>)) {
+    out.push(token);
+    let at = out.len();
+    out.extend_from_slice(&[0, 0]);
+    body(out);
+    let len = u16::try_from(out.len() - at - 2).unwrap_or(u16::MAX);
+    out[at..at + 2].copy_from_slice(&len.to_le_bytes());
+}
+
+fn env_change_strings(out: &mut Vec<u8>, kind: u8, new: &str, old: &str) {
+    with_length(out, ENVCHANGE, |out| {
+        out.push(kind);
+        b_varchar(out, new);
+        b_varchar(out, old);
+    });
+}
+
+/// An INFO (class < 10) or ERROR token.
+#[derive(Debug, Clone)]
+pub struct ServerMessage<'a> {
+    /// Message number.
+    pub number: u32,
+    /// State.
+    pub state: u8,
+    /// Class (severity).
+    pub class: u8,
+    /// Text.
+    pub text: &'a str,
+    /// Server name.
+    pub server: &'a str,
+}
+
+fn server_message(out: &mut Vec<u8>, token: u8, message: &ServerMessage<'_>) {
+    with_length(out, token, |out| {
+        out.extend_from_slice(&message.number.to_le_bytes());
+        out.push(message.state);
+        out.push(message.class);
+        us_varchar(out, message.text);
+        b_varchar(out, message.server);
+        b_varchar(out, "");
+        out.extend_from_slice(&1u32.to_le_bytes());
+    });
+}
+
+/// A DONE, DONEPROC or DONEINPROC token (TDS 7.2+: 64-bit row count).
+fn done_token(out: &mut Vec<u8>, token: u8, status: u16, cur_cmd: u16, rows: u64) {
+    out.push(token);
+    out.extend_from_slice(&status.to_le_bytes());
+    out.extend_from_slice(&cur_cmd.to_le_bytes());
+    out.extend_from_slice(&rows.to_le_bytes());
+}
+
+/// What goes into a successful login response.
+#[derive(Debug, Clone)]
+pub struct LoginResponse<'a> {
+    /// The database the session is in.
+    pub database: &'a str,
+    /// The server name in INFO tokens.
+    pub server: &'a str,
+    /// TDS version acknowledged in LOGINACK (see [`crate::login7::loginack_version`]).
+    pub tds_version: u32,
+    /// Product version in LOGINACK.
+    pub version: ServerVersion,
+    /// Negotiated packet size.
+    pub packet_size: u32,
+}
+
+/// The login response in the order of a real SQL Server (tds-handshake.md §6.2): ENVCHANGE
+/// database, INFO 5701, ENVCHANGE collation, ENVCHANGE language, INFO 5703, LOGINACK, ENVCHANGE
+/// packet size, DONE.
+pub fn login_response(login: &LoginResponse<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    env_change_strings(&mut out, 1, login.database, "master");
+    let text = format!("Changed database context to '{}'.", login.database);
+    server_message(
+        &mut out,
+        INFO,
+        &ServerMessage {
+            number: 5701,
+            state: 2,
+            class: 0,
+            text: &text,
+            server: login.server,
+        },
+    );
+    with_length(&mut out, ENVCHANGE, |out| {
+        out.push(7);
+        out.push(COLLATION.len() as u8);
+        out.extend_from_slice(&COLLATION);
+        out.push(0);
+    });
+    env_change_strings(&mut out, 2, "us_english", "");
+    server_message(
+        &mut out,
+        INFO,
+        &ServerMessage {
+            number: 5703,
+            state: 1,
+            class: 0,
+            text: "Changed language setting to us_english.",
+            server: login.server,
+        },
+    );
+    with_length(&mut out, LOGINACK, |out| {
+        out.push(1); // interface: T-SQL
+        out.extend_from_slice(&login.tds_version.to_be_bytes());
+        // ProgName "Microsoft SQL Server" + 2 NULs, as real servers send (count 0x16).
+        out.push(22);
+        utf16(out, "Microsoft SQL Server\0\0");
+        out.push(login.version.major);
+        out.push(login.version.minor);
+        out.extend_from_slice(&login.version.build.to_be_bytes());
+    });
+    let size = login.packet_size.to_string();
+    env_change_strings(&mut out, 4, &size, "4096");
+    done_token(&mut out, DONE, 0, 0, 0);
+    out
+}
+
+/// Class and text of the login errors the emulator knows by number; others get class 14 and a
+/// generic text.
+pub fn login_error_text(number: u32, user: &str, database: &str, server: &str) -> (u8, String) {
+    match number {
+        18456 => (14, format!("Login failed for user '{user}'.")),
+        4060 => (
+            11,
+            format!(
+                "Cannot open database \"{database}\" requested by the login. The login failed."
+            ),
+        ),
+        40613 => (
+            17,
+            format!(
+                "Database '{database}' on server '{server}' is not currently available. Please \
+                 retry the connection later. If the problem persists, contact customer support, \
+                 and provide them the session tracing ID of '00000000-0000-0000-0000-000000000000'."
+            ),
+        ),
+        _ => (14, format!("Login failed with error {number} (emulated).")),
+    }
+}
+
+/// ERROR + DONE(error): the answer to a rejected LOGIN7 (the server then closes).
+pub fn login_error(number: u32, class: u8, text: &str, server: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    server_message(
+        &mut out,
+        ERROR,
+        &ServerMessage {
+            number,
+            state: 1,
+            class,
+            text,
+            server,
+        },
+    );
+    done_token(&mut out, DONE, DONE_ERROR, 0, 0);
+    out
+}
+
+/// How a request arrived, which shapes the end of the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    /// SQL batch (0x01): the reply ends with DONE.
+    Batch,
+    /// RPC (0x03): the reply ends with DONEINPROC, RETURNSTATUS, DONEPROC.
+    Rpc,
+}
+
+/// The reply to `SELECT 1` (tds-handshake.md §6.4, both shapes verified with tiberius).
+pub fn select_one(kind: RequestKind) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    match kind {
+        RequestKind::Batch => {
+            // One INT4 column without a name, one row, DONE COUNT.
+            out.extend_from_slice(&[COLMETADATA, 1, 0, 0, 0, 0, 0, 0, 0, 0x38, 0]);
+            out.extend_from_slice(&[ROW, 1, 0, 0, 0]);
+            done_token(&mut out, DONE, DONE_COUNT, CURCMD_SELECT, 1);
+        }
+        RequestKind::Rpc => {
+            // One nullable INTN(4) column, one row, then the procedure epilogue.
+            out.extend_from_slice(&[COLMETADATA, 1, 0, 0, 0, 0, 0, 1, 0, 0x26, 4, 0]);
+            out.extend_from_slice(&[ROW, 4, 1, 0, 0, 0]);
+            rpc_epilogue(&mut out, 1);
+        }
+    }
+    out
+}
+
+fn rpc_epilogue(out: &mut Vec<u8>, rows: u64) {
+    done_token(out, DONEINPROC, DONE_MORE | DONE_COUNT, CURCMD_SELECT, rows);
+    out.push(RETURNSTATUS);
+    out.extend_from_slice(&0i32.to_le_bytes());
+    done_token(out, DONEPROC, 0, CURCMD_EXECUTE, 0);
+}
+
+/// A result set of `rows` rows, each one BIGVARBINARY column named `payload` holding
+/// `bytes` bytes (clamped to [`MAX_CELL_BYTES`]); the byte values cycle through 0..=250.
+pub fn sized_rows(kind: RequestKind, rows: u64, bytes: usize) -> Vec<u8> {
+    let bytes = bytes.min(MAX_CELL_BYTES);
+    let capacity = usize::try_from(rows)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(bytes + 3)
+        .saturating_add(64)
+        .min(64 << 20);
+    let mut out = Vec::with_capacity(capacity);
+    out.extend_from_slice(&[COLMETADATA, 1, 0, 0, 0, 0, 0, 1, 0, BIGVARBINARY]);
+    out.extend_from_slice(&(MAX_CELL_BYTES as u16).to_le_bytes());
+    b_varchar(&mut out, "payload");
+    let cell: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
+    for _ in 0..rows {
+        out.push(ROW);
+        out.extend_from_slice(&(bytes as u16).to_le_bytes());
+        out.extend_from_slice(&cell);
+    }
+    match kind {
+        RequestKind::Batch => done_token(&mut out, DONE, DONE_COUNT, CURCMD_SELECT, rows),
+        RequestKind::Rpc => rpc_epilogue(&mut out, rows),
+    }
+    out
+}
+
+/// The reply to a request the emulator does not interpret: no rows.
+pub fn empty_result(kind: RequestKind) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    match kind {
+        RequestKind::Batch => done_token(&mut out, DONE, 0, 0, 0),
+        RequestKind::Rpc => {
+            out.push(RETURNSTATUS);
+            out.extend_from_slice(&0i32.to_le_bytes());
+            done_token(&mut out, DONEPROC, 0, CURCMD_EXECUTE, 0);
+        }
+    }
+    out
+}
+
+/// The reply to a transaction-manager request (0x0E): DONE, plus the begin-transaction
+/// ENVCHANGE when the request was TM_BEGIN_XACT (5), so clients get a transaction descriptor.
+pub fn transaction_reply(request_type: Option<u16>, descriptor: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32);
+    match request_type {
+        Some(5) => with_length(&mut out, ENVCHANGE, |out| {
+            out.push(8);
+            out.push(8);
+            out.extend_from_slice(&descriptor.to_le_bytes());
+            out.push(0);
+        }),
+        Some(kind @ (7 | 8)) => with_length(&mut out, ENVCHANGE, |out| {
+            out.push(if kind == 7 { 9 } else { 10 });
+            out.push(0);
+            out.push(8);
+            out.extend_from_slice(&descriptor.to_le_bytes());
+        }),
+        _ => {}
+    }
+    done_token(&mut out, DONE, 0, 0, 0);
+    out
+}
+
+/// DONE with the attention bit: the acknowledgement of a cancel.
+pub fn attention_ack() -> Vec<u8> {
+    let mut out = Vec::with_capacity(13);
+    done_token(&mut out, DONE, DONE_ATTN, 0, 0);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn select_one_matches_verified_bytes() {
+        assert_eq!(
+            select_one(RequestKind::Batch),
+            [
+                0x81, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x38, 0x00, 0xD1, 0x01, 0x00,
+                0x00, 0x00, 0xFD, 0x10, 0x00, 0xC1, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0
+            ]
+        );
+        let rpc = select_one(RequestKind::Rpc);
+        assert_eq!(rpc.len(), 0x39 - 8);
+        assert_eq!(
+            &rpc[..18],
+            &[
+                0x81, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x26, 0x04, 0x00, 0xD1, 0x04,
+                0x01, 0x00, 0x00, 0x00
+            ]
+        );
+        assert_eq!(&rpc[18..21], &[0xFF, 0x11, 0x00]);
+    }
+
+    #[test]
+    fn login_error_matches_v10() {
+        let (class, text) = login_error_text(18456, "sa", "master", "EMU");
+        let bytes = login_error(18456, class, &text, "EMU");
+        // V10: aa 4a 00 18 48 00 00 01 0e 1b 00 ...
+        assert_eq!(
+            &bytes[..11],
+            &[0xAA, 0x4A, 0x00, 0x18, 0x48, 0, 0, 1, 0x0E, 0x1B, 0]
+        );
+        assert_eq!(bytes.len(), 0x62 - 8);
+        assert_eq!(&bytes[bytes.len() - 13..bytes.len() - 9], &[0xFD, 2, 0, 0]);
+    }
+
+    #[test]
+    fn loginack_has_real_length() {
+        let bytes = login_response(&LoginResponse {
+            database: "master",
+            server: "EMU",
+            tds_version: 0x7400_0004,
+            version: ServerVersion::default(),
+            packet_size: 4096,
+        });
+        let at = bytes.iter().position(|b| *b == LOGINACK).unwrap();
+        assert_eq!(
+            &bytes[at..at + 8],
+            &[0xAD, 0x36, 0x00, 0x01, 0x74, 0x00, 0x00, 0x04]
+        );
+        assert_eq!(
+            &bytes[bytes.len() - 13..],
+            &[0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn sized_rows_shape() {
+        let bytes = sized_rows(RequestKind::Batch, 3, 10);
+        assert_eq!(bytes.len(), 10 + 2 + 15 + 3 * 13 + 13);
+    }
+}
