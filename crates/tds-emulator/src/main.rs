@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! `tds-emulator`: run the SQL Server handshake emulator from the command line.
 
 use std::net::SocketAddr;
