@@ -1,0 +1,369 @@
+//! Errors: one attempt's failure ([`AttemptError`]) and the final outcome of
+//! a logical connect ([`ConnectError`]).
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use tds_handshake::{Observation, Phase};
+
+use crate::cause::Cause;
+use crate::policy::AttemptRecord;
+use crate::request::EncryptionLevel;
+
+/// What went wrong in one attempt, before classification.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AttemptFailure {
+    /// DNS resolution or the TCP connect failed.
+    TcpConnect(io::Error),
+    /// DNS resolution plus TCP connect did not finish in time.
+    TcpConnectTimeout(Duration),
+    /// The TDS handshake (PRELOGIN, TLS, LOGIN7) did not finish in time.
+    HandshakeTimeout(Duration),
+    /// tiberius returned an error during the handshake.
+    Tiberius(tiberius::error::Error),
+    /// tiberius panicked during the handshake; the panic was caught. The
+    /// payload is kept only when it is a string.
+    Panic(String),
+}
+
+impl AttemptFailure {
+    /// The tiberius error, if this failure is one.
+    pub fn tiberius_error(&self) -> Option<&tiberius::error::Error> {
+        match self {
+            AttemptFailure::Tiberius(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AttemptFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AttemptFailure::TcpConnect(e) => write!(f, "TCP connect failed: {e}"),
+            AttemptFailure::TcpConnectTimeout(d) => {
+                write!(f, "TCP connect did not complete within {d:?}")
+            }
+            AttemptFailure::HandshakeTimeout(d) => {
+                write!(f, "TDS handshake did not complete within {d:?}")
+            }
+            AttemptFailure::Tiberius(e) => write!(f, "tiberius: {e}"),
+            AttemptFailure::Panic(msg) => write!(f, "tiberius panicked: {msg}"),
+        }
+    }
+}
+
+impl std::error::Error for AttemptFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AttemptFailure::TcpConnect(e) => Some(e),
+            AttemptFailure::Tiberius(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Time spent in each part of one attempt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptTimings {
+    /// DNS + TCP connect (None when it never finished).
+    pub tcp_connect: Option<Duration>,
+    /// The TDS handshake (None when it never started).
+    pub handshake: Option<Duration>,
+}
+
+/// The failure of one attempt by the [`Connector`](crate::Connector): what
+/// failed, what the observer saw on the wire, and how long each part took.
+#[derive(Debug)]
+pub struct AttemptError {
+    failure: AttemptFailure,
+    observation: Option<Observation>,
+    encryption: EncryptionLevel,
+    timings: AttemptTimings,
+}
+
+impl AttemptError {
+    /// Assembles an attempt error (public so custom connectors can produce one).
+    pub fn new(
+        failure: AttemptFailure,
+        observation: Option<Observation>,
+        encryption: EncryptionLevel,
+        timings: AttemptTimings,
+    ) -> Self {
+        AttemptError {
+            failure,
+            observation,
+            encryption,
+            timings,
+        }
+    }
+
+    /// What failed.
+    pub fn failure(&self) -> &AttemptFailure {
+        &self.failure
+    }
+
+    /// What the observer saw; None when TCP never connected.
+    pub fn observation(&self) -> Option<&Observation> {
+        self.observation.as_ref()
+    }
+
+    /// The furthest handshake phase reached; None when TCP never connected.
+    pub fn phase(&self) -> Option<Phase> {
+        self.observation.as_ref().map(|o| o.phase)
+    }
+
+    /// The encryption level this attempt asked tiberius for.
+    pub fn encryption(&self) -> EncryptionLevel {
+        self.encryption
+    }
+
+    /// Time spent in each part of the attempt.
+    pub fn timings(&self) -> AttemptTimings {
+        self.timings
+    }
+
+    /// Splits into failure and observation.
+    pub fn into_parts(self) -> (AttemptFailure, Option<Observation>) {
+        (self.failure, self.observation)
+    }
+}
+
+impl fmt::Display for AttemptError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "connection attempt at encryption {} failed: {}",
+            self.encryption, self.failure
+        )
+    }
+}
+
+impl std::error::Error for AttemptError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.failure)
+    }
+}
+
+/// Why the policy stopped trying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopReason {
+    /// The cause repeats until a setting changes (certificate, TLS version,
+    /// credentials...): no attempt was spent on it.
+    Deterministic,
+    /// An upgrade was needed but the ceiling forbids it.
+    CeilingReached,
+    /// The retry schedule (max retries) is used up.
+    RetriesExhausted,
+    /// The hard cap on attempts per connect was reached.
+    AttemptsExhausted,
+    /// The next retry would end after the connect's deadline, or the
+    /// deadline passed during an attempt.
+    DeadlineExceeded,
+    /// The retry budget shared by all clones is empty.
+    BudgetExhausted,
+    /// Too many routing redirects.
+    RedirectLimit,
+}
+
+impl StopReason {
+    /// A stable snake_case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Deterministic => "deterministic",
+            StopReason::CeilingReached => "ceiling_reached",
+            StopReason::RetriesExhausted => "retries_exhausted",
+            StopReason::AttemptsExhausted => "attempts_exhausted",
+            StopReason::DeadlineExceeded => "deadline_exceeded",
+            StopReason::BudgetExhausted => "budget_exhausted",
+            StopReason::RedirectLimit => "redirect_limit",
+        }
+    }
+}
+
+/// The final failure of a logical connect through [`Prelogin`](crate::Prelogin).
+///
+/// `Display` says what happened and what to change; it never contains a
+/// password or token (tiberius's messages don't carry them and this crate
+/// never formats a connection string).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct ConnectError {
+    cause: Cause,
+    stop: StopReason,
+    attempts: Vec<AttemptRecord>,
+    last: Option<AttemptError>,
+    ceiling: EncryptionLevel,
+}
+
+impl ConnectError {
+    pub(crate) fn new(
+        cause: Cause,
+        stop: StopReason,
+        attempts: Vec<AttemptRecord>,
+        last: Option<AttemptError>,
+        ceiling: EncryptionLevel,
+    ) -> Self {
+        ConnectError {
+            cause,
+            stop,
+            attempts,
+            last,
+            ceiling,
+        }
+    }
+
+    /// The cause of the last failed attempt (for a failed Strict probe, the
+    /// cause of the attempt that triggered it).
+    pub fn cause(&self) -> Cause {
+        self.cause
+    }
+
+    /// Why the policy stopped.
+    pub fn stop_reason(&self) -> StopReason {
+        self.stop
+    }
+
+    /// Every attempt, in order.
+    pub fn attempts(&self) -> &[AttemptRecord] {
+        &self.attempts
+    }
+
+    /// What the observer saw during the last attempt (None if TCP never connected).
+    pub fn observation(&self) -> Option<&Observation> {
+        self.last.as_ref().and_then(AttemptError::observation)
+    }
+
+    /// The last attempt's error.
+    pub fn last_attempt(&self) -> Option<&AttemptError> {
+        self.last.as_ref()
+    }
+
+    /// The tiberius error of the last attempt, if it was one.
+    pub fn tiberius_error(&self) -> Option<&tiberius::error::Error> {
+        self.last
+            .as_ref()
+            .and_then(|e| e.failure().tiberius_error())
+    }
+
+    /// True when any attempt died the way SQL Server error 10054 reports:
+    /// the server reset or closed the connection during the pre-login
+    /// handshake (before LOGIN7 was sent).
+    pub fn saw_10054_signature(&self) -> bool {
+        self.attempts.iter().any(|a| a.reset_during_prelogin)
+    }
+
+    /// True when retries stopped because the shared retry budget was empty.
+    pub fn budget_exhausted(&self) -> bool {
+        self.stop == StopReason::BudgetExhausted
+    }
+
+    fn advice(&self) -> String {
+        let last_level = self
+            .attempts
+            .last()
+            .map(|a| a.encryption)
+            .unwrap_or(EncryptionLevel::NotSupported);
+        match self.cause {
+            Cause::EncryptionRequired => format!(
+                "the server requires encryption but the client offered none: set encrypt=true \
+                 (Required), or raise the policy ceiling (now {}) so the upgrade is allowed",
+                self.ceiling
+            ),
+            Cause::StrictRequired => format!(
+                "the server requires TDS 8.0 strict encryption: set encrypt=strict, or raise \
+                 the policy ceiling (now {}) to strict",
+                self.ceiling
+            ),
+            Cause::EncryptionUnavailable => "the server does not offer encryption but the client \
+                 requires it: enable a certificate on the server (Force Encryption or a \
+                 provisioned certificate); this library never downgrades"
+                .to_owned(),
+            Cause::TlsVersionMismatch => "server and client share no TLS version: enable TLS 1.2 \
+                 on the server (KB3135244 lists the updates for SQL Server 2008-2014) or in the \
+                 client's TLS settings"
+                .to_owned(),
+            Cause::TlsHandshakeRejected => {
+                if last_level == EncryptionLevel::Strict {
+                    "the server refused the TLS handshake: it may not support TDS 8.0 strict \
+                     encryption (SQL Server 2022+ only), share no cipher suite, or use a \
+                     certificate signed with a weak hash; check the server's Schannel events"
+                        .to_owned()
+                } else {
+                    "the server refused the TLS handshake (no common cipher suite, a weak \
+                     certificate hash, or TLS disabled): check the server's Schannel events \
+                     (36874, 36888) and enable TLS 1.2 cipher suites on both sides"
+                        .to_owned()
+                }
+            }
+            Cause::CertificateUntrusted => "certificate not trusted: install the server's CA \
+                 (trust_cert_ca / TrustServerCertificateCA), or set TrustServerCertificate \
+                 only if you accept the risk; this library never changes trust settings"
+                .to_owned(),
+            Cause::TransientReset => "the server reset or closed the connection; retries did \
+                 not help: check the server's error log and listener load, or a firewall \
+                 between client and server"
+                .to_owned(),
+            Cause::Timeout => "the server did not answer in time: check that the address points \
+                 at SQL Server, and if the client uses encrypt=strict, that the server supports \
+                 TDS 8.0"
+                .to_owned(),
+            Cause::ConnectionRefused => "nothing accepts connections at this address: check \
+                 host and port, that SQL Server runs and listens on TCP"
+                .to_owned(),
+            Cause::ServerTransient => "the server reported a transient error and retries did \
+                 not outlast it: try again later or raise the policy deadline"
+                .to_owned(),
+            Cause::LoginFailed => {
+                "login failed: check the user name, password and database permissions".to_owned()
+            }
+            Cause::ServerError => "the server rejected the login with an error: see the server \
+                 message below"
+                .to_owned(),
+            Cause::Routing => "the server kept redirecting the connection: raise the redirect \
+                 limit or connect to the final address directly"
+                .to_owned(),
+            Cause::ProtocolViolation => "the server's bytes are not valid TDS/TLS: check that \
+                 the address points at SQL Server and no proxy rewrites the stream"
+                .to_owned(),
+            Cause::BackendPanic => "the driver panicked during the handshake (a bug, caught \
+                 here): please report it with the attempt details"
+                .to_owned(),
+            _ => {
+                "the connection failed for an unrecognised reason: see the source error".to_owned()
+            }
+        }
+    }
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.attempts.len();
+        write!(
+            f,
+            "could not connect ({}, after {} attempt{}, {}): {}",
+            self.cause,
+            n,
+            if n == 1 { "" } else { "s" },
+            self.stop.as_str().replace('_', " "),
+            self.advice()
+        )?;
+        if let Some(last) = &self.last {
+            write!(f, " [last error: {}]", last.failure())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self.last.as_ref().map(AttemptError::failure) {
+            Some(AttemptFailure::Tiberius(e)) => Some(e),
+            Some(AttemptFailure::TcpConnect(e)) => Some(e),
+            Some(other) => Some(other),
+            None => None,
+        }
+    }
+}

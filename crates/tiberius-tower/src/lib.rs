@@ -1,0 +1,128 @@
+//! Tower middleware that makes [tiberius](https://docs.rs/tiberius) connection
+//! setup survive the SQL Server pre-login handshake.
+//!
+//! SQL Server error 10054 ("an existing connection was forcibly closed by the
+//! remote host" during the pre-login handshake; `ECONNRESET` on Linux) has
+//! many causes that need opposite responses: a server that forces
+//! encryption, a server that accepts only TDS 8.0 strict, no common TLS
+//! version, an untrusted certificate, or a plain network blip. This crate
+//! watches the handshake bytes of every attempt, [`classify`]s each failure
+//! into a [`Cause`], and then
+//!
+//! - **upgrades** the encryption level at once when the server asks for more
+//!   (`NotSupported < Off < Required < Strict`, never down, never above a
+//!   ceiling, never touching certificate trust);
+//! - **retries** transient causes with exponential backoff and jitter
+//!   ([`backon`]), bounded by attempts, a deadline and a [`RetryBudget`]
+//!   shared by every clone of the service;
+//! - **follows** routing redirects a bounded number of times;
+//! - **stops** at once on deterministic causes, with a [`ConnectError`] that
+//!   says what to change;
+//! - **remembers** per endpoint what an upgrade learned ([`EndpointMemory`],
+//!   HSTS-style), so the next connect starts at the right level.
+//!
+//! # Example
+//!
+//! A server with Force Encryption, a client configured at `NotSupported`: the
+//! first attempt is refused (the server replies REQ and resets), the layer
+//! upgrades to Required and the second attempt logs in.
+//!
+//! ```
+//! use tiberius_tower::{Cause, ConnectRequest, Connector, EncryptionLevel, Policy, PreloginLayer};
+//! use tds_emulator::{Emulator, EmulatorConfig, EncryptionSetting};
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Emulator::start(EmulatorConfig::new().encryption(EncryptionSetting::Force)).await?;
+//! let ca = std::env::temp_dir().join(format!("tiberius-tower-doc-{}.pem", std::process::id()));
+//! server.write_ca_pem(&ca)?;
+//!
+//! let mut connect = ServiceBuilder::new()
+//!     .layer(PreloginLayer::new(Policy::new()))
+//!     .service(Connector::new());
+//!
+//! let request = ConnectRequest::builder()
+//!     .host("127.0.0.1")
+//!     .port(server.local_addr().port())
+//!     .authentication(tiberius::AuthMethod::sql_server("sa", "Password123!"))
+//!     .encryption(EncryptionLevel::NotSupported)
+//!     .trust_cert_ca(&ca)
+//!     .build();
+//!
+//! let mut connected = connect.ready().await?.call(request).await?;
+//! let attempts = connected.attempts();
+//! assert_eq!(attempts.len(), 2);
+//! assert_eq!(attempts[0].cause, Some(Cause::EncryptionRequired));
+//! assert_eq!(connected.encryption(), Some(EncryptionLevel::Required));
+//!
+//! let row = connected
+//!     .client_mut()
+//!     .simple_query("SELECT 1")
+//!     .await?
+//!     .into_row()
+//!     .await?
+//!     .expect("one row");
+//! assert_eq!(row.get::<i32, _>(0), Some(1));
+//! # server.shutdown().await;
+//! # let _ = std::fs::remove_file(&ca);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Modules
+//!
+//! | module | role |
+//! |---|---|
+//! | [`request`] | [`ConnectRequest`]: tiberius config plus the fields the policy reads and rewrites |
+//! | [`stream`] | [`ObservedStream`]: the TCP stream that feeds the handshake observer |
+//! | [`connector`] | [`Connector`]: one observed attempt, as a `tower::Service` |
+//! | [`cause`] | [`Cause`] and its stable names |
+//! | [`classify`] | [`classify`]: observation + error → cause, a pure function |
+//! | [`policy`] | [`Policy`] and [`ConnectPlan`]: pure decisions after each failure |
+//! | [`budget`] | [`RetryBudget`]: retries shared by all clones |
+//! | [`memory`] | [`EndpointMemory`]: per-endpoint encryption floors |
+//! | [`service`] | [`Prelogin`]: drives the policy; [`Connected`] is its response |
+//! | [`layer`] | [`PreloginLayer`] |
+//! | [`future`] | [`future::ResponseFuture`] |
+//! | [`error`] | [`ConnectError`], [`AttemptError`] |
+//!
+//! # Telemetry
+//!
+//! Each connect runs in a `mssql.connect` span (`otel.kind = client`,
+//! `db.system.name`, `server.address`, `server.port`, `db.namespace`, the
+//! requested and final encryption, the attempt count, `error.type` and
+//! `otel.status_code` on failure); each attempt in a child
+//! `mssql.connect.attempt` span with the phase, cause, offered and replied
+//! encryption bytes, TLS alert, backoff delay and `db.response.status_code`
+//! (the server error number, or `"10054"` for a reset during pre-login).
+//! No credential ever reaches a span, a log line, an error or a `Debug`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod budget;
+pub mod cause;
+pub mod classify;
+pub mod connector;
+pub mod error;
+pub mod future;
+pub mod layer;
+pub mod memory;
+pub mod policy;
+pub mod request;
+pub mod service;
+pub mod stream;
+
+pub use budget::RetryBudget;
+pub use cause::Cause;
+pub use classify::{TransientNumbers, Verdict, classify, verdict};
+pub use connector::{Connector, TdsClient};
+pub use error::{AttemptError, AttemptFailure, AttemptTimings, ConnectError, StopReason};
+pub use layer::PreloginLayer;
+pub use memory::{EndpointKey, EndpointMemory};
+pub use policy::{AttemptRecord, ConnectPlan, Decision, Policy};
+pub use request::{
+    ConnectRequest, ConnectRequestBuilder, EncryptionLevel, RequestError, TrustSetting,
+};
+pub use service::{Connected, Prelogin};
+pub use stream::{ObservedStream, SharedObserver};

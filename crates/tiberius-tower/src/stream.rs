@@ -1,0 +1,183 @@
+//! The observing stream: a `TcpStream` that shows every byte it moves to the
+//! handshake [`Observer`].
+//!
+//! Only bytes that actually moved are fed: the filled part of a read and the
+//! `Ok(n)` prefix of a write, so the observation matches the wire, not what
+//! tiberius meant to send. The observer sits behind a `std::sync::Mutex`
+//! shared with the connector (which reads the observation when the attempt
+//! ends); each poll holds the lock only to feed one buffer. Once the
+//! observer turns passive (after login it only counts bytes, which nobody
+//! here needs), an `AtomicBool` skips the lock: one branch per poll.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use tds_handshake::{Direction, Observation, Observer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// An observer shared between the stream and whoever reads the observation.
+#[derive(Debug, Default)]
+pub struct SharedObserver {
+    passive: AtomicBool,
+    observer: Mutex<Observer>,
+}
+
+impl SharedObserver {
+    /// A fresh observer.
+    pub fn new() -> Self {
+        SharedObserver::default()
+    }
+
+    /// A copy of the observation so far.
+    pub fn observation(&self) -> Observation {
+        *self.lock().observation()
+    }
+
+    /// Tells the observer the login succeeded, and stops feeding it.
+    pub fn mark_logged_in(&self) {
+        self.lock().mark_logged_in();
+        self.passive.store(true, Ordering::Release);
+    }
+
+    /// True once feeding stopped.
+    pub fn is_passive(&self) -> bool {
+        self.passive.load(Ordering::Acquire)
+    }
+
+    fn feed(&self, direction: Direction, bytes: &[u8]) {
+        if bytes.is_empty() || self.is_passive() {
+            return;
+        }
+        let mut observer = self.lock();
+        observer.feed(direction, bytes);
+        if observer.is_passive() {
+            self.passive.store(true, Ordering::Release);
+        }
+    }
+
+    fn eof(&self, direction: Direction) {
+        if self.is_passive() {
+            return;
+        }
+        self.lock().eof(direction);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Observer> {
+        // The observer never panics on input (tds-handshake's contract); if
+        // it ever did, its state is still a valid observation to report.
+        self.observer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A TCP stream that feeds the bytes it moves to a [`SharedObserver`].
+///
+/// tiberius wants `futures` I/O traits; bridge with
+/// `tokio_util::compat::TokioAsyncWriteCompatExt::compat_write`.
+#[derive(Debug)]
+pub struct ObservedStream {
+    inner: TcpStream,
+    observer: Arc<SharedObserver>,
+}
+
+impl ObservedStream {
+    /// Wraps `inner`; bytes are reported to `observer`.
+    pub fn new(inner: TcpStream, observer: Arc<SharedObserver>) -> Self {
+        ObservedStream { inner, observer }
+    }
+
+    /// The observer this stream feeds.
+    pub fn observer(&self) -> &Arc<SharedObserver> {
+        &self.observer
+    }
+
+    /// The underlying TCP stream.
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.inner
+    }
+}
+
+impl AsyncRead for ObservedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let had_room = buf.remaining() > 0;
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &result
+            && !this.observer.is_passive()
+        {
+            let filled = &buf.filled()[before..];
+            if filled.is_empty() {
+                // Zero bytes into a buffer with room is an orderly close.
+                if had_room {
+                    this.observer.eof(Direction::ServerToClient);
+                }
+            } else {
+                this.observer.feed(Direction::ServerToClient, filled);
+            }
+        }
+        result
+    }
+}
+
+impl AsyncWrite for ObservedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &result
+            && !this.observer.is_passive()
+        {
+            let written = buf.get(..*n).unwrap_or(buf);
+            this.observer.feed(Direction::ClientToServer, written);
+        }
+        result
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(written)) = &result
+            && !this.observer.is_passive()
+        {
+            let mut n = *written;
+            // Feed exactly the prefix that was written, slice by slice.
+            for slice in bufs {
+                if n == 0 {
+                    break;
+                }
+                let take = n.min(slice.len());
+                this.observer
+                    .feed(Direction::ClientToServer, &slice[..take]);
+                n -= take;
+            }
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}

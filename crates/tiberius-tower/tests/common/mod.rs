@@ -1,0 +1,153 @@
+//! Helpers shared by the integration tests: start an emulator in one line,
+//! build requests and fast policies, read back what the emulator saw.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tds_emulator::{ClientRecord, Emulator, EmulatorConfig, EncryptionSetting, TlsFirstResponse};
+use tiberius_tower::{
+    ConnectRequest, Connected, Connector, EncryptionLevel, Policy, Prelogin, PreloginLayer,
+    RetryBudget, TdsClient,
+};
+use tower::{Service, ServiceBuilder, ServiceExt};
+
+/// Every wait in these tests is bounded by this (CI is a slow 2-core machine).
+pub const WALL_CLOCK: Duration = Duration::from_secs(60);
+
+/// A handshake bound large enough for a debug-build TLS handshake on a busy
+/// machine, small enough that stall cases finish quickly.
+pub const HANDSHAKE: Duration = Duration::from_secs(3);
+
+/// A started emulator plus the CA file its certificate chains to.
+pub struct Server {
+    pub emulator: Emulator,
+    pub ca: PathBuf,
+}
+
+impl Server {
+    pub async fn start(config: EmulatorConfig) -> Server {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let emulator = Emulator::start(config).await.expect("emulator starts");
+        let ca = std::env::temp_dir().join(format!(
+            "tiberius-tower-test-{}-{}.pem",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        emulator.write_ca_pem(&ca).expect("CA written");
+        Server { emulator, ca }
+    }
+
+    /// A server with this setting that resets a TLS-first client at once
+    /// (instead of hanging like SQL Server 2019), so Strict probes are cheap.
+    pub async fn with_setting(setting: EncryptionSetting) -> Server {
+        Server::start(base_config(setting)).await
+    }
+
+    pub fn request(&self, level: EncryptionLevel) -> ConnectRequest {
+        ConnectRequest::builder()
+            .host("127.0.0.1")
+            .port(self.emulator.local_addr().port())
+            .database("master")
+            .authentication(tiberius::AuthMethod::sql_server("sa", "Password123!"))
+            .encryption(level)
+            .trust_cert_ca(&self.ca)
+            .tcp_connect_timeout(Duration::from_secs(5))
+            .handshake_timeout(HANDSHAKE)
+            .build()
+    }
+
+    /// The level each connection offered, as the emulator saw it, in accept order.
+    pub fn offered_levels(&self) -> Vec<Option<EncryptionLevel>> {
+        let mut clients = self.emulator.clients();
+        clients.sort_by_key(|c| c.index);
+        clients.iter().map(level_of).collect()
+    }
+
+    pub async fn stop(self) {
+        self.emulator.shutdown().await;
+        let _ = std::fs::remove_file(&self.ca);
+    }
+}
+
+pub fn base_config(setting: EncryptionSetting) -> EmulatorConfig {
+    EmulatorConfig::new()
+        .encryption(setting)
+        .tls_first_response(TlsFirstResponse::Reset)
+}
+
+/// The rung a client record shows: TLS first is Strict, else the PRELOGIN byte.
+pub fn level_of(client: &ClientRecord) -> Option<EncryptionLevel> {
+    EncryptionLevel::from_offer(
+        client.started_with_tls == Some(true),
+        client.offered_encryption.map(|e| e.0),
+    )
+}
+
+/// A policy with millisecond backoff so the suite is fast; a large private
+/// budget so cases do not interfere.
+pub fn fast_policy() -> Policy {
+    Policy::new()
+        .min_delay(Duration::from_millis(5))
+        .max_delay(Duration::from_millis(40))
+        .server_transient_min_delay(Duration::from_millis(20))
+        .max_retries(2)
+        .deadline(Duration::from_secs(45))
+        .strict_probe_timeout(Duration::from_secs(3))
+        .budget(RetryBudget::fixed(1_000))
+}
+
+pub fn service(policy: Policy) -> Prelogin<Connector> {
+    ServiceBuilder::new()
+        .layer(PreloginLayer::new(policy))
+        .service(Connector::new())
+}
+
+pub async fn connect(
+    svc: &mut Prelogin<Connector>,
+    request: ConnectRequest,
+) -> Result<Connected<TdsClient>, tiberius_tower::ConnectError> {
+    let ready = svc.ready().await.expect("always ready");
+    tokio::time::timeout(WALL_CLOCK, ready.call(request))
+        .await
+        .expect("connect finished within the wall-clock bound")
+}
+
+/// Runs SELECT 1 and returns the value.
+pub async fn select_one(client: &mut TdsClient) -> Option<i32> {
+    let stream = tokio::time::timeout(WALL_CLOCK, client.simple_query("SELECT 1"))
+        .await
+        .ok()?
+        .ok()?;
+    let row = tokio::time::timeout(WALL_CLOCK, stream.into_row())
+        .await
+        .ok()?
+        .ok()??;
+    row.get::<i32, _>(0)
+}
+
+/// Levels must be >= the floor and never decrease, except that the attempt
+/// right after a failed Strict probe returns to the pre-probe level.
+pub fn assert_levels_monotonic(
+    name: &str,
+    floor: EncryptionLevel,
+    levels: &[EncryptionLevel],
+    probes: &[bool],
+) {
+    let mut high = floor;
+    for (i, level) in levels.iter().enumerate() {
+        assert!(
+            *level >= floor,
+            "{name}: attempt {i} at {level} below floor {floor}"
+        );
+        if probes.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        assert!(
+            *level >= high,
+            "{name}: attempt {i} at {level} after {high}"
+        );
+        high = *level;
+    }
+}

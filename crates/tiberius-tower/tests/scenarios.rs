@@ -1,0 +1,532 @@
+//! Named situations from the design: upgrades, memory, sweeps, misconfigurations,
+//! a dead server, the shared budget and cancellation.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Server, WALL_CLOCK, base_config, connect, fast_policy, select_one, service};
+use futures_util::StreamExt;
+use tds_emulator::{AlertFraming, EncryptionSetting, Fault, Schedule, StallPhase};
+use tiberius_tower::{
+    Cause, ConnectRequest, EncryptionLevel, RetryBudget, StopReason, TrustSetting,
+};
+use tower::{Service, ServiceExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_only_server_reached_by_required_client_in_two_attempts_then_one() {
+    let server = Server::with_setting(EncryptionSetting::StrictOnly).await;
+    let mut svc = service(fast_policy());
+
+    let mut first = connect(&mut svc, server.request(EncryptionLevel::Required))
+        .await
+        .expect("connects");
+    let attempts = first.attempts();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].cause, Some(Cause::StrictRequired));
+    assert_eq!(attempts[0].encryption, EncryptionLevel::Required);
+    assert!(attempts[1].strict_probe);
+    assert_eq!(first.encryption(), Some(EncryptionLevel::Strict));
+    assert_eq!(select_one(first.client_mut()).await, Some(1));
+
+    // The endpoint memory: the next connect starts at Strict.
+    let second = connect(&mut svc, server.request(EncryptionLevel::Required))
+        .await
+        .expect("connects");
+    assert_eq!(second.attempts().len(), 1);
+    assert_eq!(second.encryption(), Some(EncryptionLevel::Strict));
+    assert_eq!(
+        server.offered_levels(),
+        vec![
+            Some(EncryptionLevel::Required),
+            Some(EncryptionLevel::Strict),
+            Some(EncryptionLevel::Strict)
+        ]
+    );
+
+    // With the ceiling at Required the probe is not allowed: the resets are
+    // reported as the 10054 they are.
+    let mut capped = service(
+        fast_policy()
+            .ceiling(EncryptionLevel::Required)
+            .without_memory(),
+    );
+    let error = connect(&mut capped, server.request(EncryptionLevel::Required))
+        .await
+        .expect_err("no strict");
+    assert_eq!(error.cause(), Cause::TransientReset);
+    assert!(error.saw_10054_signature());
+    assert!(
+        error
+            .attempts()
+            .iter()
+            .all(|a| a.encryption == EncryptionLevel::Required)
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_encryption_server_upgrades_notsupported_client_then_remembers() {
+    let server = Server::with_setting(EncryptionSetting::Force).await;
+    let mut svc = service(fast_policy());
+
+    let mut first = connect(&mut svc, server.request(EncryptionLevel::NotSupported))
+        .await
+        .expect("connects");
+    assert_eq!(first.attempts().len(), 2);
+    assert_eq!(first.attempts()[0].cause, Some(Cause::EncryptionRequired));
+    assert_eq!(first.attempts()[0].delay, Duration::ZERO);
+    assert_eq!(
+        first.attempts()[1].delay,
+        Duration::ZERO,
+        "upgrades do not sleep"
+    );
+    assert_eq!(first.encryption(), Some(EncryptionLevel::Required));
+    assert_eq!(select_one(first.client_mut()).await, Some(1));
+
+    // A clone shares the memory.
+    let mut clone = svc.clone();
+    let second = connect(&mut clone, server.request(EncryptionLevel::NotSupported))
+        .await
+        .expect("connects");
+    assert_eq!(second.attempts().len(), 1);
+    assert_eq!(second.encryption(), Some(EncryptionLevel::Required));
+    assert_eq!(
+        server.offered_levels(),
+        vec![
+            Some(EncryptionLevel::NotSupported),
+            Some(EncryptionLevel::Required),
+            Some(EncryptionLevel::Required)
+        ]
+    );
+
+    // Memory off: every connect pays the upgrade again.
+    let mut forgetful = service(fast_policy().without_memory());
+    for _ in 0..2 {
+        let c = connect(
+            &mut forgetful,
+            server.request(EncryptionLevel::NotSupported),
+        )
+        .await
+        .expect("connects");
+        assert_eq!(c.attempts().len(), 2);
+    }
+    server.stop().await;
+}
+
+/// Resets the connection at every byte offset of the server's handshake
+/// output, until an offset lies past it (the connect then succeeds).
+async fn sweep(setting: EncryptionSetting, level: EncryptionLevel, allowed: &[Cause]) -> u64 {
+    const CHUNK: u64 = 64;
+    const LIMIT: u64 = 20_000;
+    let mut start = 0;
+    while start < LIMIT {
+        let results: Vec<(u64, Result<(), Cause>)> =
+            futures_util::stream::iter(start..start + CHUNK)
+                .map(|offset| async move {
+                    let server = Server::start(
+                        base_config(setting)
+                            .fault(Fault::ResetAtServerByte(offset), Schedule::Always),
+                    )
+                    .await;
+                    // One attempt per offset (retries off): the sweep is about
+                    // classification, hangs and panics, not retries.
+                    let mut svc = service(
+                        fast_policy()
+                            .max_retries(1)
+                            .ceiling(EncryptionLevel::Required.max(level)),
+                    );
+                    let outcome = match connect(&mut svc, server.request(level)).await {
+                        Ok(_) => Ok(()),
+                        Err(e) => {
+                            assert!(
+                                e.attempts().len() <= 3,
+                                "offset {offset}: {} attempts",
+                                e.attempts().len()
+                            );
+                            Err(e.cause())
+                        }
+                    };
+                    server.stop().await;
+                    (offset, outcome)
+                })
+                .buffer_unordered(16)
+                .collect()
+                .await;
+        let mut first_success = None;
+        for (offset, outcome) in results {
+            match outcome {
+                Ok(()) => {
+                    first_success = Some(first_success.map_or(offset, |f: u64| f.min(offset)))
+                }
+                Err(cause) => assert!(
+                    allowed.contains(&cause),
+                    "{setting}/{level} reset at byte {offset}: unexpected cause {cause}"
+                ),
+            }
+        }
+        if let Some(end) = first_success {
+            return end;
+        }
+        start += CHUNK;
+    }
+    panic!("no offset below {LIMIT} let the handshake finish");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_at_every_byte_of_the_tds7_tls_handshake() {
+    let allowed = [
+        Cause::TransientReset,
+        Cause::TlsHandshakeRejected,
+        Cause::ProtocolViolation,
+        Cause::Timeout,
+    ];
+    let end = sweep(
+        EncryptionSetting::Force,
+        EncryptionLevel::Required,
+        &allowed,
+    )
+    .await;
+    assert!(
+        end > 43,
+        "the handshake output is longer than the PRELOGIN reply ({end})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_at_every_byte_of_the_strict_handshake() {
+    let allowed = [
+        Cause::TransientReset,
+        Cause::TlsHandshakeRejected,
+        Cause::ProtocolViolation,
+        Cause::Timeout,
+    ];
+    let end = sweep(
+        EncryptionSetting::StrictOnly,
+        EncryptionLevel::Strict,
+        &allowed,
+    )
+    .await;
+    assert!(
+        end > 100,
+        "the strict handshake output is longer than a ServerHello ({end})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_certificate_fails_once_and_trust_is_never_changed() {
+    let server = Server::with_setting(EncryptionSetting::Force).await;
+    let request = ConnectRequest::builder()
+        .host("127.0.0.1")
+        .port(server.emulator.local_addr().port())
+        .authentication(tiberius::AuthMethod::sql_server("sa", "Password123!"))
+        .encryption(EncryptionLevel::Required)
+        .build();
+    assert_eq!(request.trust(), &TrustSetting::SystemRoots);
+    let mut svc = service(fast_policy());
+    let error = connect(&mut svc, request)
+        .await
+        .expect_err("the CA is not trusted");
+    assert_eq!(error.cause(), Cause::CertificateUntrusted);
+    assert_eq!(error.stop_reason(), StopReason::Deterministic);
+    assert_eq!(error.attempts().len(), 1);
+    assert_eq!(server.emulator.stats().accepted, 1);
+    let text = error.to_string();
+    assert!(text.contains("certificate not trusted"), "{text}");
+    assert!(!text.contains("Password123!") && !format!("{error:?}").contains("Password123!"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deterministic_misconfigurations_fail_fast_with_the_right_cause() {
+    struct Case {
+        name: &'static str,
+        setting: EncryptionSetting,
+        fault: Option<Fault>,
+        level: EncryptionLevel,
+        cause: Cause,
+        max_attempts: usize,
+        advice: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "server_without_encryption",
+            setting: EncryptionSetting::None,
+            fault: None,
+            level: EncryptionLevel::Required,
+            cause: Cause::EncryptionUnavailable,
+            max_attempts: 1,
+            advice: "never downgrades",
+        },
+        Case {
+            name: "no_common_tls_version",
+            setting: EncryptionSetting::Force,
+            fault: Some(Fault::Alert {
+                description: 70,
+                framing: AlertFraming::Wrapped,
+            }),
+            level: EncryptionLevel::Required,
+            cause: Cause::TlsVersionMismatch,
+            max_attempts: 1,
+            advice: "KB3135244",
+        },
+        Case {
+            name: "cipher_mismatch_alert",
+            setting: EncryptionSetting::Off,
+            fault: Some(Fault::Alert {
+                description: 40,
+                framing: AlertFraming::Wrapped,
+            }),
+            level: EncryptionLevel::Required,
+            cause: Cause::TlsHandshakeRejected,
+            max_attempts: 1,
+            advice: "TLS handshake",
+        },
+        Case {
+            name: "schannel_close_after_client_hello",
+            setting: EncryptionSetting::Off,
+            fault: Some(Fault::ResetAfterClientHello),
+            level: EncryptionLevel::Required,
+            cause: Cause::TlsHandshakeRejected,
+            max_attempts: 2,
+            advice: "TLS handshake",
+        },
+        Case {
+            name: "strict_client_legacy_server",
+            setting: EncryptionSetting::Off,
+            fault: None,
+            level: EncryptionLevel::Strict,
+            cause: Cause::TlsHandshakeRejected,
+            max_attempts: 2,
+            advice: "TDS 8.0",
+        },
+        Case {
+            name: "force_encryption_with_a_not_supported_ceiling",
+            setting: EncryptionSetting::Force,
+            fault: None,
+            level: EncryptionLevel::NotSupported,
+            cause: Cause::EncryptionRequired,
+            max_attempts: 1,
+            advice: "encrypt=true",
+        },
+        Case {
+            name: "login_failed",
+            setting: EncryptionSetting::Off,
+            fault: Some(Fault::LoginError(18456)),
+            level: EncryptionLevel::Required,
+            cause: Cause::LoginFailed,
+            max_attempts: 1,
+            advice: "login failed",
+        },
+        Case {
+            name: "server_error",
+            setting: EncryptionSetting::Off,
+            fault: Some(Fault::LoginError(4064)),
+            level: EncryptionLevel::Required,
+            cause: Cause::ServerError,
+            max_attempts: 1,
+            advice: "server",
+        },
+    ];
+    for case in cases {
+        let mut config = base_config(case.setting);
+        if let Some(fault) = case.fault {
+            config = config.fault(fault, Schedule::Always);
+        }
+        let server = Server::start(config).await;
+        let ceiling = if case.name.contains("ceiling") {
+            EncryptionLevel::NotSupported
+        } else {
+            EncryptionLevel::Strict
+        };
+        let mut svc = service(fast_policy().ceiling(ceiling));
+        let started = Instant::now();
+        let error = connect(&mut svc, server.request(case.level))
+            .await
+            .expect_err(case.name);
+        assert_eq!(error.cause(), case.cause, "{}: {error}", case.name);
+        assert!(
+            error.attempts().len() <= case.max_attempts,
+            "{}: {} attempts",
+            case.name,
+            error.attempts().len()
+        );
+        assert!(
+            error.to_string().contains(case.advice),
+            "{}: {error}",
+            case.name
+        );
+        assert!(started.elapsed() < Duration::from_secs(20), "{}", case.name);
+        assert!(!format!("{error} {error:?}").contains("Password123!"));
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_down_fails_within_the_deadline_with_connection_refused() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let request = ConnectRequest::builder()
+        .host("127.0.0.1")
+        .port(port)
+        .encryption(EncryptionLevel::Required)
+        .build();
+    let deadline = Duration::from_secs(10);
+    let mut svc = service(fast_policy().deadline(deadline));
+    let started = Instant::now();
+    let error = connect(&mut svc, request)
+        .await
+        .expect_err("nothing listens");
+    assert!(started.elapsed() < deadline);
+    assert_eq!(error.cause(), Cause::ConnectionRefused);
+    assert!(error.observation().is_none());
+    assert!(!error.saw_10054_signature());
+    assert!(error.to_string().contains("nothing accepts connections"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_stops_a_retry_storm_against_an_always_resetting_server() {
+    // Client NOT_SUP, server Off: reply NOT_SUP, then the fault resets. A
+    // transient reset every time.
+    let server = Server::start(
+        base_config(EncryptionSetting::Off).fault(Fault::ResetAfterPreloginReply, Schedule::Always),
+    )
+    .await;
+    let budget = Arc::new(RetryBudget::fixed(5));
+    let svc = service(
+        fast_policy()
+            .max_retries(3)
+            .shared_budget(Arc::clone(&budget)),
+    );
+    const CONNECTS: usize = 20;
+    let errors: Vec<_> = futures_util::stream::iter(0..CONNECTS)
+        .map(|_| {
+            let mut svc = svc.clone();
+            let request = server.request(EncryptionLevel::NotSupported);
+            async move {
+                let ready = svc.ready().await.expect("ready");
+                tokio::time::timeout(WALL_CLOCK, ready.call(request))
+                    .await
+                    .expect("bounded")
+                    .expect_err("always reset")
+            }
+        })
+        .buffer_unordered(CONNECTS)
+        .collect()
+        .await;
+    let attempts: usize = errors.iter().map(|e| e.attempts().len()).sum();
+    assert!(
+        attempts <= CONNECTS + 5,
+        "{attempts} attempts for {CONNECTS} connects"
+    );
+    assert!(errors.iter().all(|e| e.cause() == Cause::TransientReset));
+    assert!(errors.iter().any(|e| e.budget_exhausted()));
+    assert_eq!(budget.available(), 0);
+    assert!(server.emulator.stats().accepted as usize <= CONNECTS + 5);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_connect_future_at_any_point_leaks_no_socket() {
+    // Stalls at login hold the connection open forever unless the client
+    // lets go; the upgrade path adds a first connection that is reset.
+    let server = Server::start(
+        base_config(EncryptionSetting::Force)
+            .fault(Fault::Stall(StallPhase::Login), Schedule::Always),
+    )
+    .await;
+    let svc = service(fast_policy());
+    for micros in [
+        0u64, 50, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000, 300_000,
+    ] {
+        let mut svc = svc.clone();
+        let request = server.request(EncryptionLevel::NotSupported);
+        let ready = svc.ready().await.expect("ready");
+        let outcome =
+            tokio::time::timeout(Duration::from_micros(micros), ready.call(request)).await;
+        assert!(outcome.is_err(), "a stalled login cannot finish");
+    }
+    assert!(
+        server
+            .emulator
+            .wait_for_open_connections(0, Duration::from_secs(20))
+            .await,
+        "connections still open: {}",
+        server.emulator.open_connections()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_probe_against_a_hanging_legacy_server_is_bounded() {
+    // A reset before the PRELOGIN reply once, on a SQL Server 2019-like server
+    // that never answers a TLS ClientHello: the probe waits only its own bound.
+    let server = Server::start(
+        tds_emulator::EmulatorConfig::new()
+            .encryption(EncryptionSetting::Off)
+            .fault(Fault::ResetBeforePreloginReply, Schedule::FirstN(1)),
+    )
+    .await;
+    let mut svc = service(fast_policy().strict_probe_timeout(Duration::from_millis(500)));
+    let started = Instant::now();
+    let mut connected = connect(&mut svc, server.request(EncryptionLevel::Required))
+        .await
+        .expect("connects");
+    let attempts = connected.attempts();
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(
+        attempts[0].cause,
+        Some(Cause::TransientReset),
+        "the probe did not get through"
+    );
+    assert!(attempts[1].strict_probe);
+    assert_eq!(attempts[1].cause, Some(Cause::Timeout));
+    assert_eq!(attempts[2].encryption, EncryptionLevel::Required);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(select_one(connected.client_mut()).await, Some(1));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_transient_error_is_retried_then_reported() {
+    let server = Server::start(
+        base_config(EncryptionSetting::Off).fault(Fault::LoginError(40613), Schedule::Always),
+    )
+    .await;
+    let mut svc = service(fast_policy());
+    let error = connect(&mut svc, server.request(EncryptionLevel::Required))
+        .await
+        .expect_err("always 40613");
+    assert_eq!(error.cause(), Cause::ServerTransient);
+    assert_eq!(error.attempts().len(), 3);
+    assert!(
+        error
+            .attempts()
+            .iter()
+            .all(|a| a.server_error == Some(40613))
+    );
+    assert!(
+        error.attempts()[1].delay >= Duration::from_millis(20),
+        "server transients wait longer"
+    );
+    assert!(matches!(
+        error.tiberius_error(),
+        Some(tiberius::error::Error::Server(_))
+    ));
+    assert!(std::error::Error::source(&error).is_some());
+
+    // A number the user adds is retried too.
+    let server2 = Server::start(
+        base_config(EncryptionSetting::Off).fault(Fault::LoginError(50001), Schedule::FirstN(1)),
+    )
+    .await;
+    let mut svc = service(fast_policy().add_transient_numbers([50001]));
+    let c = connect(&mut svc, server2.request(EncryptionLevel::Required))
+        .await
+        .expect("retried");
+    assert_eq!(c.attempts().len(), 2);
+    server.stop().await;
+    server2.stop().await;
+}
