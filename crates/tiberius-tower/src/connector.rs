@@ -90,6 +90,9 @@ impl Connector {
         let failure = match outcome {
             Ok(Ok(Ok(client))) => {
                 observer.mark_logged_in();
+                // The client keeps the stream, so this is the last chance to
+                // hand the middleware what was negotiated.
+                request.report_observation(&observer.observation());
                 return Ok(client);
             }
             Ok(Ok(Err(e))) => AttemptFailure::Tiberius(e),

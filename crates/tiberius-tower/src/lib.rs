@@ -86,20 +86,34 @@
 //! | [`layer`] | [`PreloginLayer`] |
 //! | [`future`] | [`future::ResponseFuture`] |
 //! | [`error`] | [`ConnectError`], [`AttemptError`] |
+//! | [`attributes`] | span, attribute and metric names, defined once |
+//! | `metrics` | `ConnectMetrics` (feature `metrics`) |
 //!
 //! # Telemetry
 //!
-//! Each connect runs in a `mssql.connect` span (`otel.kind = client`,
-//! `db.system.name`, `server.address`, `server.port`, `db.namespace`, the
-//! requested and final encryption, the attempt count, `error.type` and
-//! `otel.status_code` on failure); each attempt in a child
-//! `mssql.connect.attempt` span with the phase, cause, offered and replied
-//! encryption bytes, TLS alert, backoff delay and `db.response.status_code`
-//! (the server error number, or `"10054"` for a reset during pre-login).
-//! No credential ever reaches a span, a log line, an error or a `Debug`.
+//! Spans go through [`tracing`], shaped for `tracing-opentelemetry`: each
+//! connect runs in an `mssql.connect` span of kind CLIENT with the
+//! OpenTelemetry database attributes (`db.system.name =
+//! "microsoft.sql_server"`, `server.address`, `server.port`, `db.namespace`,
+//! and on failure `error.type` and status ERROR); each attempt in a child
+//! `mssql.connect.attempt` span with the phase reached, the cause
+//! (`mssql.prelogin.cause`), the offered and replied encryption bytes, the
+//! TLS alert, the decision (retry, upgrade from/to...), the retry number and
+//! backoff delay, and `db.response.status_code`: the server error number,
+//! or `"10054"` when the server reset or closed during the pre-login
+//! handshake. The names are constants in [`attributes`]; `docs/telemetry.md`
+//! documents each one.
+//!
+//! With the `metrics` feature, [`metrics::ConnectMetrics`] records
+//! `db.client.connection.create_time` and `mssql.client.connection.attempts`
+//! through the `opentelemetry` API.
+//!
+//! No credential ever reaches a span, an event, a metric, an error or a
+//! `Debug`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod attributes;
 pub mod budget;
 pub mod cause;
 pub mod classify;
@@ -108,10 +122,13 @@ pub mod error;
 pub mod future;
 pub mod layer;
 pub mod memory;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 pub mod policy;
 pub mod request;
 pub mod service;
 pub mod stream;
+mod telemetry;
 
 pub use budget::RetryBudget;
 pub use cause::Cause;

@@ -189,6 +189,22 @@ pub enum Decision {
     },
 }
 
+impl Decision {
+    /// A stable snake_case name (`retry`, `upgrade`, `probe_strict`,
+    /// `redirect`, `stop`), as recorded in the `mssql.decision` span
+    /// attribute and the attempts counter's outcome.
+    pub const fn as_str(&self) -> &'static str {
+        use crate::attributes::values;
+        match self {
+            Decision::Retry { .. } => values::DECISION_RETRY,
+            Decision::Upgrade { .. } => values::DECISION_UPGRADE,
+            Decision::ProbeStrict => values::DECISION_PROBE_STRICT,
+            Decision::Redirect { .. } => values::DECISION_REDIRECT,
+            Decision::Stop { .. } => values::DECISION_STOP,
+        }
+    }
+}
+
 /// Connection-setup policy: ceiling, backoff schedule, bounds, shared budget
 /// and shared endpoint memory. Cheap to clone; clones share the budget and
 /// the memory.

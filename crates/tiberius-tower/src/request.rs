@@ -9,7 +9,10 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tds_handshake::Observation;
 
 use crate::memory::EndpointKey;
 
@@ -162,7 +165,14 @@ pub struct ConnectRequest {
     trust: TrustSetting,
     tcp_connect_timeout: Duration,
     handshake_timeout: Duration,
+    /// Where the connector reports the observation of a successful attempt:
+    /// tiberius keeps the stream (and so the observer) inside its `Client`,
+    /// so the request carries the way back. A fresh slot per attempt.
+    report: Option<ObservationSlot>,
 }
+
+/// One attempt's report slot, shared by the middleware and the connector.
+pub(crate) type ObservationSlot = Arc<Mutex<Option<Observation>>>;
 
 impl ConnectRequest {
     /// Starts a builder with host `localhost`, port 1433, encryption
@@ -248,6 +258,7 @@ impl ConnectRequest {
             trust,
             tcp_connect_timeout: DEFAULT_TCP_CONNECT_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            report: None,
         })
     }
 
@@ -324,6 +335,26 @@ impl ConnectRequest {
 
     pub(crate) fn set_handshake_timeout(&mut self, timeout: Duration) {
         self.handshake_timeout = timeout;
+    }
+
+    /// Tells the middleware what the handshake observer saw during a
+    /// successful attempt (the offered and replied encryption bytes end up
+    /// in [`AttemptRecord`](crate::AttemptRecord) and the attempt's span).
+    ///
+    /// [`Connector`](crate::Connector) calls it; a custom connector should
+    /// too. Outside the middleware it does nothing. Failed attempts report
+    /// through [`AttemptError`](crate::AttemptError) instead.
+    pub fn report_observation(&self, observation: &Observation) {
+        if let Some(slot) = &self.report {
+            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(*observation);
+        }
+    }
+
+    /// A copy of this request whose successful attempt reports into `slot`.
+    pub(crate) fn with_report(&self, slot: ObservationSlot) -> ConnectRequest {
+        let mut request = self.clone();
+        request.report = Some(slot);
+        request
     }
 }
 
@@ -466,6 +497,7 @@ impl ConnectRequestBuilder {
             trust: self.trust,
             tcp_connect_timeout: self.tcp_connect_timeout,
             handshake_timeout: self.handshake_timeout,
+            report: None,
         }
     }
 }

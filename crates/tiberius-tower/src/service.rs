@@ -1,5 +1,6 @@
 //! [`Prelogin`]: the service that drives the policy around single attempts.
 
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -8,12 +9,14 @@ use tower::ServiceExt;
 use tower_service::Service;
 use tracing::Instrument;
 
+use crate::attributes::values;
 use crate::cause::Cause;
 use crate::classify::verdict;
 use crate::error::{AttemptError, AttemptFailure, ConnectError, StopReason};
 use crate::future::ResponseFuture;
 use crate::policy::{AttemptRecord, Decision, Policy};
-use crate::request::{ConnectRequest, EncryptionLevel};
+use crate::request::{ConnectRequest, EncryptionLevel, ObservationSlot};
+use crate::telemetry::{self, AttemptPlace, ConnectFacts, MetricsSink};
 
 /// A successful connect: the client and every attempt it took.
 #[derive(Debug)]
@@ -61,16 +64,30 @@ impl<C> Connected<C> {
 ///
 /// Always ready: readiness of the inner service is awaited inside each
 /// attempt. Clones share the policy's budget and memory.
+///
+/// Each call runs in an `mssql.connect` span with one `mssql.connect.attempt`
+/// child per attempt (see [`attributes`](crate::attributes)); with the
+/// `metrics` feature it also records the connect time and counts attempts.
 #[derive(Debug, Clone)]
 pub struct Prelogin<S> {
     inner: S,
     policy: Policy,
+    metrics: MetricsSink,
 }
 
 impl<S> Prelogin<S> {
     /// Wraps `inner` with `policy`.
     pub fn new(inner: S, policy: Policy) -> Self {
-        Prelogin { inner, policy }
+        Prelogin {
+            inner,
+            policy,
+            metrics: MetricsSink::default(),
+        }
+    }
+
+    pub(crate) fn with_sink(mut self, metrics: MetricsSink) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The policy.
@@ -99,29 +116,66 @@ where
     }
 
     fn call(&mut self, request: ConnectRequest) -> Self::Future {
-        let span = tracing::info_span!(
-            "mssql.connect",
-            otel.kind = "client",
-            db.system.name = "microsoft.sql_server",
-            server.address = %request.host(),
-            server.port = request.port(),
-            db.namespace = request.database().unwrap_or(""),
-            mssql.encryption.requested = request.encryption().as_str(),
-            mssql.encryption.final = tracing::field::Empty,
-            mssql.attempts = tracing::field::Empty,
-            error.type = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-        );
+        let span = telemetry::connect_span(&request);
         let inner = self.inner.clone();
         let policy = self.policy.clone();
-        ResponseFuture::new(Box::pin(drive(inner, policy, request).instrument(span)))
+        let metrics = self.metrics.clone();
+        let connect = drive(inner, policy, request, metrics, span.clone());
+        ResponseFuture::new(Box::pin(connect.instrument(span)))
     }
 }
 
 async fn drive<S>(
+    inner: S,
+    policy: Policy,
+    request: ConnectRequest,
+    metrics: MetricsSink,
+    span: tracing::Span,
+) -> Result<Connected<S::Response>, ConnectError>
+where
+    S: Service<ConnectRequest, Error = AttemptError>,
+{
+    let started = Instant::now();
+    let host = request.host().to_owned();
+    let port = request.port();
+    let database = request.database().map(str::to_owned);
+    // What the policy did after each attempt, in order; counted once the
+    // connect is over, when a Strict probe has settled the causes before it.
+    let mut outcomes: Vec<&'static str> = Vec::new();
+    let outcome = attempts(inner, policy, request, &span, &mut outcomes).await;
+    let history = match &outcome {
+        Ok(connected) => {
+            telemetry::record_connected(&span, connected.attempts());
+            connected.attempts()
+        }
+        Err(error) => {
+            telemetry::record_failed(&span, error);
+            error.attempts()
+        }
+    };
+    for (record, outcome) in history.iter().zip(outcomes) {
+        telemetry::count_attempt(&metrics, record, outcome);
+    }
+    let facts = ConnectFacts {
+        host: &host,
+        port,
+        database: database.as_deref(),
+        elapsed: started.elapsed(),
+    };
+    telemetry::measure_connect(
+        &metrics,
+        &facts,
+        outcome.as_ref().err().map(ConnectError::cause),
+    );
+    outcome
+}
+
+async fn attempts<S>(
     mut inner: S,
     policy: Policy,
     mut request: ConnectRequest,
+    connect_span: &tracing::Span,
+    outcomes: &mut Vec<&'static str>,
 ) -> Result<Connected<S::Response>, ConnectError>
 where
     S: Service<ConnectRequest, Error = AttemptError>,
@@ -132,12 +186,15 @@ where
     let handshake_timeout = request.handshake_timeout();
     let deadline = policy.get_deadline();
     let mut plan = policy.plan(&request);
+    telemetry::record_memory(connect_span, plan.floor() > configured);
     request.set_encryption(plan.floor());
     policy.get_budget().deposit();
 
     let mut history: Vec<AttemptRecord> = Vec::new();
     let mut delay = Duration::ZERO;
     let mut probing = false;
+    let mut retries = 0;
+    let mut retried = false;
 
     loop {
         let mut record = AttemptRecord::new(request.host(), request.port(), request.encryption());
@@ -145,23 +202,18 @@ where
         record.strict_probe = probing;
 
         let remaining = deadline.saturating_sub(started.elapsed());
-        let attempt_span = tracing::info_span!(
-            "mssql.connect.attempt",
-            mssql.encryption = request.encryption().as_str(),
-            mssql.attempt = history.len() + 1,
-            mssql.strict_probe = probing,
-            mssql.backoff_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-            mssql.phase = tracing::field::Empty,
-            mssql.prelogin.cause = tracing::field::Empty,
-            mssql.prelogin.offered = tracing::field::Empty,
-            mssql.prelogin.replied = tracing::field::Empty,
-            mssql.tls.alert = tracing::field::Empty,
-            db.response.status_code = tracing::field::Empty,
-        );
+        let place = AttemptPlace {
+            number: history.len() + 1,
+            retry: if retried { retries } else { 0 },
+            delay,
+            strict_probe: probing,
+        };
+        let attempt_span = telemetry::attempt_span(&request, place);
+        let slot = ObservationSlot::default();
         let attempt_started = Instant::now();
         let attempt = async {
             let ready = inner.ready().await?;
-            ready.call(request.clone()).await
+            ready.call(request.with_report(Arc::clone(&slot))).await
         };
         let outcome =
             tokio::time::timeout(remaining, attempt.instrument(attempt_span.clone())).await;
@@ -169,8 +221,10 @@ where
 
         let error = match outcome {
             Ok(Ok(client)) => {
-                record.phase = Some(Phase::LoggedIn);
-                attempt_span.record("mssql.phase", Phase::LoggedIn.name());
+                let observation = *slot.lock().unwrap_or_else(PoisonError::into_inner);
+                fill_success(&mut record, observation.as_ref());
+                telemetry::record_attempt(&attempt_span, &record, observation.as_ref(), None);
+                outcomes.push(values::OUTCOME_CONNECTED);
                 history.push(record);
                 if probing {
                     relabel_probe_candidate(&mut history);
@@ -181,9 +235,6 @@ where
                 {
                     memory.learn(endpoint.clone(), connected_at);
                 }
-                let span = tracing::Span::current();
-                span.record("mssql.encryption.final", connected_at.as_str());
-                span.record("mssql.attempts", history.len());
                 return Ok(Connected {
                     client,
                     attempts: history,
@@ -193,14 +244,21 @@ where
             Err(_) => {
                 // The connect's deadline passed during this attempt.
                 record.cause = Some(Cause::Timeout);
+                telemetry::record_attempt(&attempt_span, &record, None, None);
+                let stop = Decision::Stop {
+                    cause: Cause::Timeout,
+                    reason: StopReason::DeadlineExceeded,
+                };
+                telemetry::record_decision(&attempt_span, &stop, record.encryption);
+                outcomes.push(stop.as_str());
                 history.push(record);
-                return Err(finish(ConnectError::new(
+                return Err(ConnectError::new(
                     Cause::Timeout,
                     StopReason::DeadlineExceeded,
                     history,
                     None,
                     plan.ceiling(),
-                )));
+                ));
             }
         };
 
@@ -211,7 +269,12 @@ where
             policy.get_transient_numbers(),
         );
         fill_record(&mut record, &error, observation.as_ref(), judged);
-        record_attempt_span(&attempt_span, &record, observation.as_ref());
+        telemetry::record_attempt(
+            &attempt_span,
+            &record,
+            observation.as_ref(),
+            Some(error.failure()),
+        );
         tracing::debug!(
             parent: &attempt_span,
             cause = judged.cause.as_str(),
@@ -230,9 +293,14 @@ where
             }
             _ => plan.next(&history),
         };
-        tracing::debug!(?decision, "policy decision");
+        tracing::debug!(parent: &attempt_span, ?decision, "policy decision");
+        if let Some(last) = history.last() {
+            telemetry::record_decision(&attempt_span, &decision, last.encryption);
+        }
+        outcomes.push(decision.as_str());
 
         probing = false;
+        retried = false;
         delay = Duration::ZERO;
         request.set_handshake_timeout(handshake_timeout);
         match decision {
@@ -244,6 +312,8 @@ where
                 let remaining = deadline.saturating_sub(started.elapsed());
                 tokio::time::sleep(wait.min(remaining)).await;
                 delay = wait;
+                retries += 1;
+                retried = true;
             }
             Decision::Upgrade { to } => {
                 request.set_encryption(to.max(request.encryption()));
@@ -259,28 +329,16 @@ where
                 request.set_address(host, port);
             }
             Decision::Stop { cause, reason } => {
-                return Err(finish(ConnectError::new(
+                return Err(ConnectError::new(
                     cause,
                     reason,
                     history,
                     Some(error),
                     plan.ceiling(),
-                )));
+                ));
             }
         }
     }
-}
-
-/// Records the failure on the connect span.
-fn finish(error: ConnectError) -> ConnectError {
-    let span = tracing::Span::current();
-    span.record("error.type", error.cause().as_str());
-    span.record("otel.status_code", "ERROR");
-    span.record("mssql.attempts", error.attempts().len());
-    if let Some(last) = error.attempts().last() {
-        span.record("mssql.encryption.final", last.encryption.as_str());
-    }
-    error
 }
 
 /// The probe got through: the reset that triggered it was the strict-only
@@ -314,38 +372,29 @@ fn fill_record(
         .and_then(tiberius::error::Error::code);
     if let Some(obs) = observation {
         record.server_spoke_tls = obs.server_hello.is_some() || obs.phase >= Phase::LoginSent;
-        record.offered = obs
-            .client_prelogin
-            .as_ref()
-            .and_then(|p| p.encryption)
-            .map(|e| e.0);
-        record.replied = obs
-            .server_prelogin
-            .as_ref()
-            .and_then(|p| p.encryption)
-            .map(|e| e.0);
+        fill_offer(record, obs);
     }
 }
 
-fn record_attempt_span(span: &tracing::Span, record: &AttemptRecord, obs: Option<&Observation>) {
-    if let Some(phase) = record.phase {
-        span.record("mssql.phase", phase.name());
+/// What a successful attempt negotiated, from the observation the
+/// connector reported (None from a connector that does not report).
+fn fill_success(record: &mut AttemptRecord, observation: Option<&Observation>) {
+    record.phase = Some(Phase::LoggedIn);
+    if let Some(obs) = observation {
+        record.server_spoke_tls = obs.server_hello.is_some() || obs.phase >= Phase::LoginSent;
+        fill_offer(record, obs);
     }
-    if let Some(cause) = record.cause {
-        span.record("mssql.prelogin.cause", cause.as_str());
-    }
-    if let Some(offered) = record.offered {
-        span.record("mssql.prelogin.offered", offered);
-    }
-    if let Some(replied) = record.replied {
-        span.record("mssql.prelogin.replied", replied);
-    }
-    if let Some(alert) = obs.and_then(|o| o.first_alert) {
-        span.record("mssql.tls.alert", alert.alert.description.0);
-    }
-    if let Some(number) = record.server_error {
-        span.record("db.response.status_code", number);
-    } else if record.reset_during_prelogin {
-        span.record("db.response.status_code", "10054");
-    }
+}
+
+fn fill_offer(record: &mut AttemptRecord, obs: &Observation) {
+    record.offered = obs
+        .client_prelogin
+        .as_ref()
+        .and_then(|p| p.encryption)
+        .map(|e| e.0);
+    record.replied = obs
+        .server_prelogin
+        .as_ref()
+        .and_then(|p| p.encryption)
+        .map(|e| e.0);
 }
