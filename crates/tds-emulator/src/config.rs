@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::fault::{Fault, FaultRule};
+use crate::route::{Route, RouteRule};
 use crate::schedule::Schedule;
 
 /// The server's encryption setting, as a SQL Server administrator would set it.
@@ -250,7 +251,7 @@ impl fmt::Debug for Login {
 /// Defaults: listen on `127.0.0.1:0`, encryption [`EncryptionSetting::Off`], TLS 1.2 only in
 /// TDS 7 (as SQL Server), TLS 1.2 and 1.3 in strict mode, version 16.0.4220, login
 /// `sa` / `Password123!`, database `master`, server name `EMU`, a generated certificate,
-/// [`TlsFirstResponse::Hang`], no faults.
+/// [`TlsFirstResponse::Hang`], no faults, no routing.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
     pub(crate) listen: SocketAddr,
@@ -264,6 +265,7 @@ pub struct EmulatorConfig {
     pub(crate) certificate: CertificateSource,
     pub(crate) tls_first_response: TlsFirstResponse,
     pub(crate) faults: Vec<FaultRule>,
+    pub(crate) routing: Option<RouteRule>,
     pub(crate) terminate_grace: Duration,
 }
 
@@ -281,6 +283,7 @@ impl Default for EmulatorConfig {
             certificate: CertificateSource::Generated,
             tls_first_response: TlsFirstResponse::Hang,
             faults: Vec::new(),
+            routing: None,
             terminate_grace: Duration::from_secs(2),
         }
     }
@@ -375,6 +378,25 @@ impl EmulatorConfig {
     /// Adds an already built (or parsed) fault rule.
     pub fn fault_rule(mut self, rule: FaultRule) -> Self {
         self.faults.push(rule);
+        self
+    }
+
+    /// Routes logins to another server, as a gateway does: a login that would succeed, on a
+    /// connection the schedule picks, is answered with LOGINACK, an ENVCHANGE routing token
+    /// (MS-TDS 2.2.7.9, type 20) naming `route`, and DONE; then the server closes. tiberius
+    /// returns `Error::Routing { host, port }` from `Client::connect`.
+    ///
+    /// Per the spec the token goes only to clients that can read it: TDS 7.4 and later, or
+    /// TDS 7.1-7.3 with the ReadOnlyIntent flag; other clients log in here normally. Replaces
+    /// any earlier route. See [`route`](crate::route).
+    pub fn route(self, route: Route, schedule: Schedule) -> Self {
+        self.route_rule(RouteRule::new(route, schedule))
+    }
+
+    /// Routes logins per an already built (or parsed, `HOST:PORT[@SCHEDULE]`) rule; see
+    /// [`route`](Self::route).
+    pub fn route_rule(mut self, rule: RouteRule) -> Self {
+        self.routing = Some(rule);
         self
     }
 

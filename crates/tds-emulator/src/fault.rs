@@ -9,6 +9,7 @@
 //! | `garbage-reply` | answers the PRELOGIN with bytes that are not TDS, then closes |
 //! | `truncated-reply` | sends the first half of the PRELOGIN reply, then closes (FIN) |
 //! | `reset-after-prelogin-reply` | sends the PRELOGIN reply, then resets |
+//! | `nonzero-threadid` | sends a PRELOGIN reply whose THREADID has 4 non-zero bytes (servers send it empty); **debug builds of tiberius 0.13 panic** on it (`debug_assert_eq!(thread_id, 0)`), release builds ignore it |
 //! | `reset-after-client-hello` | reads the first TLS flight (ClientHello), resets |
 //! | `reset-at-byte:N` | the server's output stops after N bytes in total, then a reset |
 //! | `alert:D[:raw\|:wrapped]` | answers the ClientHello with a fatal TLS alert with description D (0-255), raw (default) or wrapped in a 0x12 packet, then closes |
@@ -70,6 +71,11 @@ pub enum Fault {
     TruncatedReply,
     /// Send the PRELOGIN reply, then reset.
     ResetAfterPreloginReply,
+    /// Send a PRELOGIN reply whose THREADID option carries 4 non-zero bytes instead of being
+    /// empty (tds-handshake.md §2.3), then carry on normally. Debug builds of tiberius 0.13
+    /// panic on it (`debug_assert_eq!(thread_id, 0)` in its PRELOGIN exchange); release builds
+    /// compile the assertion out and connect. Use it to test that a driver panic is contained.
+    NonZeroThreadId,
     /// Read the ClientHello (first TLS flight), then reset.
     ResetAfterClientHello,
     /// Truncate the server's output after this many bytes (counted from the first byte the
@@ -121,6 +127,7 @@ impl Fault {
             | Fault::FinBeforePreloginReply
             | Fault::GarbageReply
             | Fault::TruncatedReply
+            | Fault::NonZeroThreadId
             | Fault::Stall(StallPhase::Prelogin) => FaultPoint::BeforePreloginReply,
             Fault::ResetAfterPreloginReply => FaultPoint::AfterPreloginReply,
             Fault::ResetAfterClientHello
@@ -143,6 +150,7 @@ impl Fault {
             Fault::GarbageReply => "garbage_reply",
             Fault::TruncatedReply => "truncated_reply",
             Fault::ResetAfterPreloginReply => "reset_after_prelogin_reply",
+            Fault::NonZeroThreadId => "nonzero_threadid",
             Fault::ResetAfterClientHello => "reset_after_client_hello",
             Fault::ResetAtServerByte(_) => "reset_at_server_byte",
             Fault::Alert {
@@ -170,6 +178,7 @@ impl fmt::Display for Fault {
             Fault::GarbageReply => f.write_str("garbage-reply"),
             Fault::TruncatedReply => f.write_str("truncated-reply"),
             Fault::ResetAfterPreloginReply => f.write_str("reset-after-prelogin-reply"),
+            Fault::NonZeroThreadId => f.write_str("nonzero-threadid"),
             Fault::ResetAfterClientHello => f.write_str("reset-after-client-hello"),
             Fault::ResetAtServerByte(n) => write!(f, "reset-at-byte:{n}"),
             Fault::Alert {
@@ -199,7 +208,7 @@ pub enum FaultParseError {
     #[error(
         "invalid fault {input:?}: {reason}; expected one of reset-before-prelogin-reply, \
          fin-before-prelogin-reply, garbage-reply, truncated-reply, reset-after-prelogin-reply, \
-         reset-after-client-hello, reset-at-byte:N, alert:D[:raw|:wrapped], \
+         nonzero-threadid, reset-after-client-hello, reset-at-byte:N, alert:D[:raw|:wrapped], \
          stall:prelogin|tls|login|query, wrong-packet-type, login-error:N, close-after-login, \
          reset-after-login"
     )]
@@ -233,6 +242,7 @@ impl FromStr for Fault {
             ["garbage-reply"] => Ok(Fault::GarbageReply),
             ["truncated-reply"] => Ok(Fault::TruncatedReply),
             ["reset-after-prelogin-reply"] => Ok(Fault::ResetAfterPreloginReply),
+            ["nonzero-threadid"] => Ok(Fault::NonZeroThreadId),
             ["reset-after-client-hello"] => Ok(Fault::ResetAfterClientHello),
             ["reset-at-byte", n] => Ok(Fault::ResetAtServerByte(number(n)?)),
             ["alert", d] | ["alert", d, _] => {
@@ -342,6 +352,7 @@ mod tests {
             Fault::GarbageReply,
             Fault::TruncatedReply,
             Fault::ResetAfterPreloginReply,
+            Fault::NonZeroThreadId,
             Fault::ResetAfterClientHello,
             Fault::ResetAtServerByte(100),
             Fault::Alert {

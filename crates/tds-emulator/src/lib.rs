@@ -14,7 +14,9 @@
 //! - LOGIN7 parsing, a real login response, login errors by number, replies to `SELECT 1` and to
 //!   sized result sets (`SELECT ROWS <n> BYTES <m>`, for throughput benchmarks);
 //! - faults at exact points of the handshake ([`Fault`]) on deterministic schedules
-//!   ([`Schedule`]), and counters and per-client records ([`Stats`], [`ClientRecord`]).
+//!   ([`Schedule`]), and counters and per-client records ([`Stats`], [`ClientRecord`]);
+//! - gateway routing ([`Route`], [`EmulatorConfig::route`]): a login answered with an
+//!   ENVCHANGE routing token that sends the client to another server.
 //!
 //! The PRELOGIN codec, packet framing, the encryption matrix and TLS alert bytes come from the
 //! sans-IO crate `tds-handshake`; this crate adds I/O, TLS, LOGIN7 and the token stream.
@@ -55,6 +57,7 @@
 //! | [`server`] | [`Emulator`]: start, inspect, wait, shut down |
 //! | [`stats`] | [`Stats`] counters and [`ClientRecord`]s |
 //! | [`login7`] | the LOGIN7 parser |
+//! | [`route`] | [`Route`], [`RouteRule`]: where a gateway sends logins, and their text syntax |
 //! | [`tokens`] | TDS token encoders (login response, errors, result sets) |
 //! | [`tls`] | certificate generation/loading and rustls configurations |
 //!
@@ -80,6 +83,7 @@ pub mod fault;
 mod link;
 pub mod login7;
 mod request;
+pub mod route;
 pub mod schedule;
 pub mod server;
 mod session;
@@ -93,6 +97,7 @@ pub use config::{
 };
 pub use fault::{AlertFraming, Fault, FaultParseError, FaultPoint, FaultRule, StallPhase};
 pub use login7::{Login7, Login7Error};
+pub use route::{Route, RouteParseError, RouteRule};
 pub use schedule::{Schedule, ScheduleParseError};
 pub use server::Emulator;
 pub use stats::{ClientRecord, Stats};

@@ -10,6 +10,9 @@ const FIXED_LEN: usize = 94;
 
 /// TDS 8.0 as sent in LOGIN7.TDSVersion by strict clients (SqlClient, JDBC, go).
 pub const TDS_8_0: u32 = 0x0800_0000;
+/// TDS 7.1 (0x71000000; 7.1 Rev 1 is 0x71000001), the first version a server may route,
+/// and only with ReadOnlyIntent.
+pub const TDS_7_1: u32 = 0x7100_0000;
 /// TDS 7.4, the highest TDS 7 version.
 pub const TDS_7_4: u32 = 0x7400_0004;
 
@@ -24,6 +27,8 @@ pub struct Login7 {
     pub client_pid: u32,
     /// OptionFlags2 (0x80 = integrated security).
     pub option_flags2: u8,
+    /// TypeFlags (0x20 = ReadOnlyIntent).
+    pub type_flags: u8,
     /// Client host name.
     pub host_name: String,
     /// SQL login name.
@@ -50,6 +55,20 @@ impl Login7 {
     /// Whether the client asked for integrated (SSPI) authentication.
     pub fn integrated_security(&self) -> bool {
         self.option_flags2 & 0x80 != 0
+    }
+
+    /// Whether the client declared a read-only workload (TypeFlags fReadOnlyIntent), which
+    /// lets a server route a TDS 7.1-7.3 client (MS-TDS 2.2.7.9).
+    pub fn read_only_intent(&self) -> bool {
+        self.type_flags & 0x20 != 0
+    }
+
+    /// Whether the client can follow an ENVCHANGE routing token: MS-TDS 2.2.7.9 allows it for
+    /// TDS 7.4 and later, and for TDS 7.1-7.3 only with ReadOnlyIntent.
+    pub fn accepts_routing(&self) -> bool {
+        self.tds_version == TDS_8_0
+            || self.tds_version >= TDS_7_4
+            || (self.tds_version >= TDS_7_1 && self.read_only_intent())
     }
 
     /// Parses a LOGIN7 payload (after the packet headers). Never panics; rejects payloads over
@@ -94,6 +113,7 @@ impl Login7 {
             packet_size: u32_at(8),
             client_pid: u32_at(16),
             option_flags2: payload[25],
+            type_flags: payload[26],
             host_name: string_at("HostName", 36, false)?,
             user: string_at("UserName", 40, false)?,
             password: string_at("Password", 44, true)?,
@@ -219,6 +239,116 @@ pub(crate) mod tests {
             let _ = Login7::parse(&payload[..len]);
         }
         assert!(Login7::parse(&vec![0; MAX_LOGIN7 + 1]).is_err());
+    }
+
+    #[test]
+    fn routing_needs_tds_7_4_or_read_only_intent() {
+        let login = |version: u32, type_flags: u8| {
+            let mut payload = build("sa", "pw", "master", version);
+            payload[26] = type_flags;
+            Login7::parse(&payload).unwrap()
+        };
+        assert!(login(TDS_7_4, 0).accepts_routing());
+        assert!(login(TDS_8_0, 0).accepts_routing());
+        assert!(!login(0x7300_000B, 0).accepts_routing());
+        assert!(login(0x7300_000B, 0x20).accepts_routing());
+        assert!(login(TDS_7_1, 0x20).accepts_routing());
+        assert!(!login(0x7000_0000, 0x20).accepts_routing());
+    }
+
+    /// Every string the parser returns is decoded from the input: at most one UTF-16 unit per
+    /// two input bytes (lossy decoding replaces units, it never adds any).
+    fn assert_bounded(payload: &[u8], login: &Login7) {
+        assert!(payload.len() <= MAX_LOGIN7);
+        for field in [
+            &login.host_name,
+            &login.user,
+            &login.password,
+            &login.app_name,
+            &login.server_name,
+            &login.library_name,
+            &login.language,
+            &login.database,
+        ] {
+            assert!(field.encode_utf16().count() * 2 <= payload.len());
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use super::{assert_bounded, build};
+
+        /// One change to a valid LOGIN7: the ways a hostile or broken peer can differ.
+        #[derive(Debug, Clone)]
+        enum Mutation {
+            /// Overwrite the byte at this index (modulo the length).
+            Set(usize, u8),
+            /// Overwrite an offset/length pair of the fixed part (36..94) with this value.
+            Pointer(usize, u16),
+            /// Cut the message at this length (modulo the length + 1).
+            Truncate(usize),
+            /// Append these bytes.
+            Extend(Vec<u8>),
+        }
+
+        fn mutation() -> impl Strategy<Value = Mutation> {
+            prop_oneof![
+                (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
+                (0usize..29, any::<u16>()).prop_map(|(i, v)| Mutation::Pointer(36 + 2 * i, v)),
+                any::<usize>().prop_map(Mutation::Truncate),
+                proptest::collection::vec(any::<u8>(), 0..64).prop_map(Mutation::Extend),
+            ]
+        }
+
+        fn apply(payload: &mut Vec<u8>, mutation: &Mutation) {
+            match mutation {
+                Mutation::Set(i, b) if !payload.is_empty() => {
+                    let at = i % payload.len();
+                    payload[at] = *b;
+                }
+                Mutation::Set(..) => {}
+                Mutation::Pointer(at, value) => {
+                    if let Some(slot) = payload.get_mut(*at..*at + 2) {
+                        slot.copy_from_slice(&value.to_le_bytes());
+                    }
+                }
+                Mutation::Truncate(len) => payload.truncate(len % (payload.len() + 1)),
+                Mutation::Extend(bytes) => payload.extend_from_slice(bytes),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+                if let Ok(login) = Login7::parse(&payload) {
+                    assert_bounded(&payload, &login);
+                }
+            }
+
+            #[test]
+            fn mutated_logins_never_panic(
+                user in "[a-zA-Z0-9_é€]{0,40}",
+                password in "\\PC{0,40}",
+                database in "[a-z]{0,30}",
+                mutations in proptest::collection::vec(mutation(), 0..8),
+            ) {
+                let mut payload = build(&user, &password, &database, TDS_7_4);
+                let valid = Login7::parse(&payload).expect("the unmutated LOGIN7 parses");
+                prop_assert_eq!(&valid.user, &user);
+                prop_assert_eq!(valid.password(), password.as_str());
+                prop_assert_eq!(&valid.database, &database);
+                for mutation in &mutations {
+                    apply(&mut payload, mutation);
+                }
+                if let Ok(login) = Login7::parse(&payload) {
+                    assert_bounded(&payload, &login);
+                }
+            }
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tds_emulator::{
-    CertificateSource, Emulator, EmulatorConfig, EncryptionSetting, FaultRule, ServerVersion,
-    TlsFirstResponse, TlsProtocol,
+    CertificateSource, Emulator, EmulatorConfig, EncryptionSetting, FaultRule, RouteRule,
+    ServerVersion, TlsFirstResponse, TlsProtocol,
 };
 
 /// A SQL Server handshake emulator that misbehaves on purpose.
@@ -107,6 +107,11 @@ struct Args {
     /// wins). See below.
     #[arg(long = "fault", value_name = "RULE")]
     faults: Vec<FaultRule>,
+
+    /// Act as a gateway: answer logins with an ENVCHANGE routing token to HOST:PORT
+    /// ([IPV6]:PORT for IPv6), on the connections SCHEDULE picks (default always), then close.
+    #[arg(long, value_name = "HOST:PORT[@SCHEDULE]")]
+    route: Option<RouteRule>,
 }
 
 const FAULT_HELP: &str = "\
@@ -123,6 +128,8 @@ FAULTS (--fault FAULT[@SCHEDULE], schedule defaults to always):
                                 insufficient_security), raw or in a 0x12 packet; then close
   stall:PHASE                   go silent at prelogin, tls, login or query
   wrong-packet-type             send TDS 7 TLS handshake packets as type 0x04
+  nonzero-threadid              send a PRELOGIN reply with a non-empty THREADID (debug
+                                builds of tiberius 0.13 panic on it)
   login-error:N                 reject LOGIN7 with error N (18456 class 14, 4060 class 11,
                                 40613 class 17, others class 14), then close
   close-after-login             log in, then close (FIN)
@@ -137,7 +144,8 @@ SCHEDULES:
 EXAMPLES:
   tds-emulator --encryption force --fault reset-before-prelogin-reply@first:2
   tds-emulator --fault alert:40:wrapped@every:3 --fault login-error:18456@always
-  tds-emulator --encryption strict-and-legacy --fault stall:tls@p:0.3:seed:7";
+  tds-emulator --encryption strict-and-legacy --fault stall:tls@p:0.3:seed:7
+  tds-emulator --listen 127.0.0.1:14331 --route 127.0.0.1:14330@first:1";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -166,6 +174,9 @@ async fn main() -> ExitCode {
     for rule in args.faults {
         config = config.fault_rule(rule);
     }
+    if let Some(rule) = args.route {
+        config = config.route_rule(rule);
+    }
     let emulator = match Emulator::start(config).await {
         Ok(emulator) => emulator,
         Err(error) => {
@@ -191,9 +202,10 @@ async fn main() -> ExitCode {
     let stats = emulator.stats();
     emulator.shutdown().await;
     println!(
-        "stopped: {} accepted, {} logged in, {} faults injected",
+        "stopped: {} accepted, {} logged in, {} routed, {} faults injected",
         stats.accepted,
         stats.logged_in,
+        stats.routed,
         stats.faults_total()
     );
     ExitCode::SUCCESS

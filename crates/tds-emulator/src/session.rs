@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustls::ServerConnection;
 use tds_handshake::{
     Alert, AlertDescription, Encryption, MAX_PRELOGIN_PACKET, PacketType, Prelogin,
-    ServerEncryption, Side, TlsVersion, Version, encode_message, negotiate,
+    ServerEncryption, Side, ThreadId, TlsVersion, Version, encode_message, negotiate,
 };
 use tokio::net::TcpStream;
 
@@ -219,6 +219,10 @@ impl Session {
         let Some(fault) = self.faults.at(FaultPoint::BeforePreloginReply) else {
             return Ok(None);
         };
+        if fault == Fault::NonZeroThreadId {
+            // Shapes the reply itself; injected (and counted) when the reply is sent.
+            return Ok(None);
+        }
         self.inject(fault);
         Ok(Some(match fault {
             Fault::ResetBeforePreloginReply => End::Reset,
@@ -252,6 +256,11 @@ impl Session {
         if client.fed_auth_required.is_some() {
             reply.fed_auth_required = Some(0);
         }
+        if self.faults.at(FaultPoint::BeforePreloginReply) == Some(Fault::NonZeroThreadId) {
+            // Servers send THREADID empty (§2.3); 4 non-zero bytes trip tiberius's debug
+            // assertion. The SPID is never 0 (it starts at 51), so the value is non-zero.
+            reply.thread_id = Some(ThreadId::Id(u32::from(self.spid)));
+        }
         if client.nonce.is_some() {
             let mut nonce = [0u8; 32];
             for (i, chunk) in nonce.chunks_mut(8).enumerate() {
@@ -276,6 +285,11 @@ impl Session {
         encryption: Encryption,
     ) -> Result<(), LinkError> {
         let wire = self.prelogin_reply(client, encryption);
+        if let Some(fault @ Fault::NonZeroThreadId) =
+            self.faults.at(FaultPoint::BeforePreloginReply)
+        {
+            self.inject(fault);
+        }
         self.link.send(&wire).await?;
         self.count(|s| s.prelogin_replied += 1);
         self.record(|r| r.replied_encryption = Some(encryption));
@@ -434,13 +448,27 @@ impl Session {
             0 => 4096,
             size => size.clamp(512, 32767),
         };
-        let response = tokens::login_response(&LoginResponse {
+        let accepted = LoginResponse {
             database: &database,
             server: &config.server_name,
             tds_version: loginack_version(login.tds_version),
             version: config.version,
             packet_size,
-        });
+        };
+        if let Some(rule) = &config.routing
+            && login.accepts_routing()
+            && rule.schedule.fires(self.index)
+        {
+            let route = rule.route.clone();
+            let response = tokens::routing_response(&accepted, &route);
+            self.send_tokens(&response, MAX_PRELOGIN_PACKET).await?;
+            self.count(|s| s.routed += 1);
+            self.record(|r| r.routed_to = Some(route.to_string()));
+            // The session lives on the alternate server; the client reconnects there and
+            // closes this connection, so an orderly close loses nothing.
+            return Ok(End::Close);
+        }
+        let response = tokens::login_response(&accepted);
         // The new packet size applies from the message after the login response.
         self.send_tokens(&response, MAX_PRELOGIN_PACKET).await?;
         self.count(|s| s.logged_in += 1);

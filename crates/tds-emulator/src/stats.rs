@@ -36,8 +36,10 @@ pub struct Stats {
     pub tls_failed: u64,
     /// LOGIN7 messages read.
     pub login7_received: u64,
-    /// Successful logins.
+    /// Successful logins (routed logins are not counted here but in `routed`).
     pub logged_in: u64,
+    /// Logins answered with a routing ENVCHANGE (see [`EmulatorConfig::route`](crate::EmulatorConfig::route)).
+    pub routed: u64,
     /// Logins rejected with an ERROR token (credentials, database or a fault).
     pub login_failed: u64,
     /// SQL batch and RPC requests answered.
@@ -103,8 +105,10 @@ pub struct ClientRecord {
     pub app_name: Option<String>,
     /// LOGIN7 requested packet size.
     pub requested_packet_size: Option<u32>,
-    /// The login succeeded.
+    /// The login succeeded and the session stayed here (false for a routed login).
     pub logged_in: bool,
+    /// Where the login was routed (`HOST:PORT`), if it was.
+    pub routed_to: Option<String>,
     /// The login error number sent, if any.
     pub login_error: Option<u32>,
     /// Requests answered after login.

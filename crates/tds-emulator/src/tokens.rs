@@ -3,6 +3,7 @@
 //! done by the session with `tds_handshake::encode_message`.
 
 use crate::config::ServerVersion;
+use crate::route::Route;
 
 const LOGINACK: u8 = 0xAD;
 const ENVCHANGE: u8 = 0xE3;
@@ -38,6 +39,11 @@ fn utf16(out: &mut Vec<u8>, text: &str) {
         out.extend_from_slice(&unit.to_le_bytes());
     }
 }
+
+/// ENVCHANGE type of a routing redirect (MS-TDS 2.2.7.9, introduced in TDS 7.4).
+pub const ENVCHANGE_ROUTING: u8 = 20;
+/// Routing protocol 0: TCP, with the port as ProtocolProperty.
+const ROUTING_PROTOCOL_TCP: u8 = 0;
 
 /// B_VARCHAR: u8 character count + UTF-16LE (truncated at 255 characters).
 fn b_varchar(out: &mut Vec<u8>, text: &str) {
@@ -161,7 +167,15 @@ pub fn login_response(login: &LoginResponse<'_>) -> Vec<u8> {
             server: login.server,
         },
     );
-    with_length(&mut out, LOGINACK, |out| {
+    login_ack(&mut out, login);
+    let size = login.packet_size.to_string();
+    env_change_strings(&mut out, 4, &size, "4096");
+    done_token(&mut out, DONE, 0, 0, 0);
+    out
+}
+
+fn login_ack(out: &mut Vec<u8>, login: &LoginResponse<'_>) {
+    with_length(out, LOGINACK, |out| {
         out.push(1); // interface: T-SQL
         out.extend_from_slice(&login.tds_version.to_be_bytes());
         // ProgName "Microsoft SQL Server" + 2 NULs, as real servers send (count 0x16).
@@ -171,8 +185,26 @@ pub fn login_response(login: &LoginResponse<'_>) -> Vec<u8> {
         out.push(login.version.minor);
         out.extend_from_slice(&login.version.build.to_be_bytes());
     });
-    let size = login.packet_size.to_string();
-    env_change_strings(&mut out, 4, &size, "4096");
+}
+
+/// A gateway's login response that sends the client elsewhere: LOGINACK, ENVCHANGE routing,
+/// DONE. MS-TDS 2.2.7.9: the routing ENVCHANGE MUST come after LOGINACK. Its new value is
+/// RoutingDataValueLength (u16), Protocol (u8, 0 = TCP), ProtocolProperty (u16, the port) and
+/// AlternateServer (US_VARCHAR); its old value is two zero bytes.
+pub fn routing_response(login: &LoginResponse<'_>, route: &Route) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + 2 * route.host().len());
+    login_ack(&mut out, login);
+    with_length(&mut out, ENVCHANGE, |out| {
+        out.push(ENVCHANGE_ROUTING);
+        let mut value = vec![ROUTING_PROTOCOL_TCP];
+        value.extend_from_slice(&route.port().to_le_bytes());
+        // Route::new caps the host at 255 UTF-16 units, so nothing is truncated here and the
+        // value length fits a u16.
+        us_varchar(&mut value, route.host());
+        out.extend_from_slice(&u16::try_from(value.len()).unwrap_or(u16::MAX).to_le_bytes());
+        out.extend_from_slice(&value);
+        out.extend_from_slice(&[0, 0]);
+    });
     done_token(&mut out, DONE, 0, 0, 0);
     out
 }
@@ -378,6 +410,39 @@ mod tests {
         );
         assert_eq!(
             &bytes[bytes.len() - 13..],
+            &[0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn routing_response_layout() {
+        let route = Route::new("node", 0x1234).unwrap();
+        let bytes = routing_response(
+            &LoginResponse {
+                database: "master",
+                server: "EMU",
+                tds_version: 0x7400_0004,
+                version: ServerVersion::default(),
+                packet_size: 4096,
+            },
+            &route,
+        );
+        assert_eq!(bytes[0], LOGINACK);
+        let ack_len = usize::from(u16::from_le_bytes([bytes[1], bytes[2]]));
+        let env = &bytes[3 + ack_len..];
+        // Value: protocol 0, port LE, US_VARCHAR "node" = 1 + 2 + 2 + 8 = 13 bytes.
+        let expected = [
+            0xE3, 0x12, 0x00, // ENVCHANGE, length 18 = type 1 + value length 2 + 13 + old 2
+            20,   // routing
+            13, 0, // RoutingDataValueLength
+            0, // TCP
+            0x34, 0x12, // port
+            4, 0, b'n', 0, b'o', 0, b'd', 0, b'e', 0, // AlternateServer
+            0, 0, // old value
+        ];
+        assert_eq!(&env[..expected.len()], &expected);
+        assert_eq!(
+            &env[expected.len()..],
             &[0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         );
     }

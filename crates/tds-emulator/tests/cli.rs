@@ -31,6 +31,8 @@ fn help_documents_every_setting_and_the_fault_syntax() {
         "login-error:N",
         "stall:PHASE",
         "p:P[:seed:S]",
+        "nonzero-threadid",
+        "--route",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
     }
@@ -44,6 +46,8 @@ fn bad_arguments_exit_with_code_2_and_a_clear_error() {
         ["--fault", "stall:tls@every:0"],
         ["--encryption", "forced"],
         ["--server-version", "sixteen"],
+        ["--route", "127.0.0.1:0"],
+        ["--route", "no-port"],
     ] {
         let output = Command::new(BIN).args(args).output().expect("runs");
         assert_eq!(output.status.code(), Some(2), "{args:?}");
