@@ -318,6 +318,12 @@ impl ConnectRequest {
         config.port(self.port);
         config.encryption(self.encryption.to_tiberius());
         config.handshake_timeout(None);
+        if self.instance.is_none() {
+            // tiberius has no way to unset an instance name the base config got from the
+            // connection string; a routing redirect clears ours. An empty name is the same
+            // PRELOGIN INSTOPT on the wire (a lone NUL) as no name.
+            config.instance_name("");
+        }
         config
     }
 
@@ -328,9 +334,13 @@ impl ConnectRequest {
         self.encryption = level;
     }
 
+    /// Points the request at a routed node. The instance name is dropped: it named an
+    /// instance on the gateway, and the routing ENVCHANGE (MS-TDS 2.2.7.9, type 20) already
+    /// gives the node's exact port.
     pub(crate) fn set_address(&mut self, host: String, port: u16) {
         self.host = host;
         self.port = port;
+        self.instance = None;
     }
 
     pub(crate) fn set_handshake_timeout(&mut self, timeout: Duration) {
@@ -582,6 +592,22 @@ fn parse_ado_pairs(s: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redirect_drops_the_gateway_instance_name() {
+        let mut request = ConnectRequest::builder()
+            .host("gateway")
+            .port(1433)
+            .instance("SALES")
+            .build();
+        assert_eq!(request.instance(), Some("SALES"));
+        request.set_address("node-2".to_owned(), 11000);
+        assert_eq!(request.instance(), None);
+        assert_eq!(
+            request.endpoint(),
+            crate::memory::EndpointKey::new("node-2", 11000, None)
+        );
+    }
 
     #[test]
     fn ladder_is_ordered_by_strength() {

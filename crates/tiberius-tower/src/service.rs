@@ -327,6 +327,14 @@ where
             }
             Decision::Redirect { host, port } => {
                 request.set_address(host, port);
+                // The node is an endpoint of its own: start it at what memory holds for
+                // it, never below the level this connect has already reached.
+                if let Some(floor) = policy
+                    .get_memory()
+                    .and_then(|memory| memory.floor(&request.endpoint()))
+                {
+                    request.set_encryption(request.encryption().max(floor));
+                }
             }
             Decision::Stop { cause, reason } => {
                 return Err(ConnectError::new(
