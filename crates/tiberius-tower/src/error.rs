@@ -266,6 +266,16 @@ impl ConnectError {
             .last()
             .map(|a| a.encryption)
             .unwrap_or(EncryptionLevel::NotSupported);
+        if self.stop == StopReason::BudgetExhausted {
+            // Not "retries did not help": this connect may not have retried at all.
+            return format!(
+                "the last attempt failed with {} and the retry budget shared by every clone of \
+                 this service is spent, so it was not retried: many connects are failing at \
+                 once; check the server's error log and listener load (Policy::budget sizes \
+                 the budget for bursts)",
+                self.cause
+            );
+        }
         match self.cause {
             Cause::EncryptionRequired => format!(
                 "the server requires encryption but the client offered none: set encrypt=true \

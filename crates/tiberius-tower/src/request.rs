@@ -603,10 +603,7 @@ mod tests {
         assert_eq!(request.instance(), Some("SALES"));
         request.set_address("node-2".to_owned(), 11000);
         assert_eq!(request.instance(), None);
-        assert_eq!(
-            request.endpoint(),
-            crate::memory::EndpointKey::new("node-2", 11000, None)
-        );
+        assert_eq!(request.endpoint(), EndpointKey::new("node-2", 11000, None));
     }
 
     #[test]

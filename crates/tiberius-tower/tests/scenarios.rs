@@ -423,6 +423,11 @@ async fn budget_stops_a_retry_storm_against_an_always_resetting_server() {
     );
     assert!(errors.iter().all(|e| e.cause() == Cause::TransientReset));
     assert!(errors.iter().any(|e| e.budget_exhausted()));
+    for error in errors.iter().filter(|e| e.budget_exhausted()) {
+        // The message must say why retrying stopped, not claim retries were tried.
+        let text = error.to_string();
+        assert!(text.contains("retry budget"), "{text}");
+    }
     assert_eq!(budget.available(), 0);
     assert!(server.emulator.stats().accepted as usize <= CONNECTS + 5);
     server.stop().await;
