@@ -8,6 +8,8 @@ use crate::tokens::MAX_CELL_BYTES;
 
 /// Largest sized result the emulator builds.
 const MAX_RESULT_BYTES: u64 = 64 << 20;
+/// Bytes of a sized-result row besides its cell: the ROW token and the u16 cell length.
+const ROW_OVERHEAD: u64 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Query {
@@ -70,7 +72,9 @@ fn classify_text(text: &str, whole: bool) -> Query {
             let bytes = window[4].parse::<usize>();
             if let (Ok(rows), Ok(bytes)) = (rows, bytes) {
                 let bytes = bytes.min(MAX_CELL_BYTES);
-                let rows = rows.min(MAX_RESULT_BYTES / (bytes as u64).max(1));
+                // Each row costs the ROW token and a u16 length besides its cell: a cap on cell
+                // bytes alone lets `BYTES 0` ask for 64 Mi rows (192 MiB of tokens).
+                let rows = rows.min(MAX_RESULT_BYTES / (bytes as u64 + ROW_OVERHEAD));
                 return Query::Rows { rows, bytes };
             }
         }
@@ -123,6 +127,33 @@ mod tests {
         );
         assert_eq!(classify_batch(&[]), Query::Other);
         assert_eq!(classify_batch(&[0xFF; 3]), Query::Other);
+    }
+
+    #[test]
+    fn sized_results_stay_under_the_byte_cap_whatever_the_cell_size() {
+        for cell in [0usize, 1, 2, 100, 8000, 100_000] {
+            let Query::Rows { rows, bytes } = classify_batch(&batch(&format!(
+                "SELECT ROWS 18446744073709551615 BYTES {cell}"
+            ))) else {
+                panic!("not a sized query");
+            };
+            assert!(rows > 0);
+            let total = rows * (bytes as u64 + ROW_OVERHEAD);
+            assert!(
+                total <= MAX_RESULT_BYTES,
+                "cell {cell}: {rows} rows = {total} bytes"
+            );
+            if cell == 0 {
+                // The case the cap used to miss: empty cells, where only the overhead counts.
+                let built =
+                    crate::tokens::sized_rows(crate::tokens::RequestKind::Batch, rows, bytes);
+                assert!(
+                    built.len() as u64 <= MAX_RESULT_BYTES + 64,
+                    "{}",
+                    built.len()
+                );
+            }
+        }
     }
 
     #[test]

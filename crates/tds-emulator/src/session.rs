@@ -405,9 +405,9 @@ impl Session {
         self.count(|s| s.login7_received += 1);
         self.record(|r| {
             r.tds_version = Some(login.tds_version);
-            r.user = Some(login.user.clone());
-            r.database = Some(login.database.clone());
-            r.app_name = Some(login.app_name.clone());
+            r.user = Some(recorded(&login.user));
+            r.database = Some(recorded(&login.database));
+            r.app_name = Some(recorded(&login.app_name));
             r.requested_packet_size = Some(login.packet_size);
             r.login_only_encryption = mode == LoginEncryption::LoginOnly;
         });
@@ -611,6 +611,16 @@ impl Session {
     fn record(&self, update: impl FnOnce(&mut crate::stats::ClientRecord)) {
         self.shared.stats.record(self.index, update);
     }
+}
+
+/// Longest LOGIN7 string kept in a [`ClientRecord`](crate::ClientRecord), in characters.
+/// LOGIN7 allows ~64 Ki characters per field and up to 100 000 records are kept, so an
+/// unbounded copy would let clients grow the emulator by gigabytes. SQL Server's own names
+/// (sysname) are at most 128 characters.
+pub(crate) const MAX_RECORDED_CHARS: usize = 256;
+
+fn recorded(text: &str) -> String {
+    text.chars().take(MAX_RECORDED_CHARS).collect()
 }
 
 fn reply_to(query: Query, kind: RequestKind) -> Vec<u8> {

@@ -97,11 +97,11 @@ pub struct ClientRecord {
     pub login_only_encryption: bool,
     /// LOGIN7 TDSVersion.
     pub tds_version: Option<u32>,
-    /// LOGIN7 user name.
+    /// LOGIN7 user name (at most 256 characters are kept).
     pub user: Option<String>,
-    /// LOGIN7 database (empty string if none was sent).
+    /// LOGIN7 database, empty if none was sent (at most 256 characters are kept).
     pub database: Option<String>,
-    /// LOGIN7 application name.
+    /// LOGIN7 application name (at most 256 characters are kept).
     pub app_name: Option<String>,
     /// LOGIN7 requested packet size.
     pub requested_packet_size: Option<u32>,

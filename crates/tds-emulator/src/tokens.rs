@@ -45,23 +45,37 @@ pub const ENVCHANGE_ROUTING: u8 = 20;
 /// Routing protocol 0: TCP, with the port as ProtocolProperty.
 const ROUTING_PROTOCOL_TCP: u8 = 0;
 
+/// At most `max` UTF-16 units of `text`, never ending in half a surrogate pair.
+fn utf16_units(text: &str, max: usize) -> Vec<u16> {
+    let mut units: Vec<u16> = text.encode_utf16().take(max).collect();
+    if units.len() == max && units.last().is_some_and(|u| (0xD800..0xDC00).contains(u)) {
+        units.pop();
+    }
+    units
+}
+
 /// B_VARCHAR: u8 character count + UTF-16LE (truncated at 255 characters).
 fn b_varchar(out: &mut Vec<u8>, text: &str) {
-    let units: Vec<u16> = text.encode_utf16().take(255).collect();
-    out.push(units.len() as u8);
+    let units = utf16_units(text, usize::from(u8::MAX));
+    out.push(u8::try_from(units.len()).unwrap_or(u8::MAX));
     for unit in units {
         out.extend_from_slice(&unit.to_le_bytes());
     }
 }
 
-/// US_VARCHAR: u16 character count + UTF-16LE (truncated at 65535 characters).
-fn us_varchar(out: &mut Vec<u8>, text: &str) {
-    let units: Vec<u16> = text.encode_utf16().take(usize::from(u16::MAX)).collect();
-    out.extend_from_slice(&(units.len() as u16).to_le_bytes());
+/// US_VARCHAR: u16 character count + UTF-16LE (truncated at `max` ≤ 65535 characters).
+fn us_varchar(out: &mut Vec<u8>, text: &str, max: usize) {
+    let units = utf16_units(text, max.min(usize::from(u16::MAX)));
+    out.extend_from_slice(&u16::try_from(units.len()).unwrap_or(u16::MAX).to_le_bytes());
     for unit in units {
         out.extend_from_slice(&unit.to_le_bytes());
     }
 }
+
+/// Longest INFO/ERROR message text sent, in UTF-16 units. The token's u16 length must cover
+/// the text plus the server name (up to 510 bytes) and the fixed fields; texts embed names a
+/// client chose (the user of a failed login), which LOGIN7 allows up to ~64 Ki characters.
+const MAX_MESSAGE_UNITS: usize = 4000;
 
 /// Writes `token`, a u16 length placeholder, the body from `body`, then patches the length.
 fn with_length(out: &mut Vec<u8>, token: u8, body: impl FnOnce(&mut Vec<u8>)) {
@@ -101,7 +115,7 @@ fn server_message(out: &mut Vec<u8>, token: u8, message: &ServerMessage<'_>) {
         out.extend_from_slice(&message.number.to_le_bytes());
         out.push(message.state);
         out.push(message.class);
-        us_varchar(out, message.text);
+        us_varchar(out, message.text, MAX_MESSAGE_UNITS);
         b_varchar(out, message.server);
         b_varchar(out, "");
         out.extend_from_slice(&1u32.to_le_bytes());
@@ -200,7 +214,7 @@ pub fn routing_response(login: &LoginResponse<'_>, route: &Route) -> Vec<u8> {
         value.extend_from_slice(&route.port().to_le_bytes());
         // Route::new caps the host at 255 UTF-16 units, so nothing is truncated here and the
         // value length fits a u16.
-        us_varchar(&mut value, route.host());
+        us_varchar(&mut value, route.host(), usize::from(u16::MAX));
         out.extend_from_slice(&u16::try_from(value.len()).unwrap_or(u16::MAX).to_le_bytes());
         out.extend_from_slice(&value);
         out.extend_from_slice(&[0, 0]);
@@ -445,6 +459,60 @@ mod tests {
             &env[expected.len()..],
             &[0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
         );
+    }
+
+    /// Walks a token stream of ERROR/INFO/ENVCHANGE/LOGINACK (u16 length) and DONE tokens,
+    /// checking every declared length against the bytes present.
+    fn assert_well_framed(mut bytes: &[u8]) {
+        while let Some((&token, rest)) = bytes.split_first() {
+            let len = match token {
+                DONE | DONEPROC | DONEINPROC => 12,
+                ERROR | INFO | ENVCHANGE | LOGINACK => {
+                    2 + usize::from(u16::from_le_bytes([rest[0], rest[1]]))
+                }
+                other => panic!("unexpected token 0x{other:02x}"),
+            };
+            assert!(
+                len <= rest.len(),
+                "token 0x{token:02x} claims {len} of {}",
+                rest.len()
+            );
+            bytes = &rest[len..];
+        }
+    }
+
+    #[test]
+    fn login_error_for_a_huge_user_name_stays_well_framed() {
+        // LOGIN7 allows user names of tens of thousands of characters; the error text quotes
+        // it, and the ERROR token's u16 length used to saturate, corrupting the stream.
+        let user = "é".repeat(40_000);
+        let (class, text) = login_error_text(18456, &user, "master", "EMU");
+        let bytes = login_error(18456, class, &text, "EMU");
+        assert_well_framed(&bytes);
+        let text_units = usize::from(u16::from_le_bytes([bytes[9], bytes[10]]));
+        assert_eq!(text_units, MAX_MESSAGE_UNITS);
+        // A cut never leaves half a surrogate pair.
+        let odd = format!("x{}", "😀".repeat(MAX_MESSAGE_UNITS));
+        let bytes = login_error(18456, 14, &odd, &odd);
+        assert_well_framed(&bytes);
+        let count = usize::from(u16::from_le_bytes([bytes[9], bytes[10]]));
+        assert_eq!(
+            count,
+            MAX_MESSAGE_UNITS - 1,
+            "the split pair is dropped whole"
+        );
+        let units: Vec<u16> = bytes[11..11 + 2 * count]
+            .chunks_exact(2)
+            .map(|p| u16::from_le_bytes([p[0], p[1]]))
+            .collect();
+        assert!(String::from_utf16(&units).is_ok());
+        assert_well_framed(&login_response(&LoginResponse {
+            database: &"d".repeat(1000),
+            server: &"s".repeat(1000),
+            tds_version: 0x7400_0004,
+            version: ServerVersion::default(),
+            packet_size: 4096,
+        }));
     }
 
     #[test]
