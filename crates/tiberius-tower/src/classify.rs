@@ -256,9 +256,10 @@ fn cause_of(obs: &Observation, failure: &AttemptFailure, transient: &TransientNu
         | Some(TdsError::ParseInt(_)) => Cause::ProtocolViolation,
         Some(TdsError::Io { kind, message }) => match kind {
             ErrorKind::InvalidData | ErrorKind::InvalidInput => Cause::ProtocolViolation,
-            ErrorKind::Other if message.contains("Protocol error") => Cause::ProtocolViolation,
-            // rustls rejecting a TLS 1.3 ticket wrapped in 0x12 (§4.1).
-            _ if message.contains("corrupt message") => Cause::ProtocolViolation,
+            // "Protocol error" as `Other` from the codec, or wrapped in
+            // `BrokenPipe` by the packet reader; rustls rejecting a TLS 1.3
+            // ticket wrapped in 0x12 (§4.1).
+            _ if wraps_protocol_error(message) => Cause::ProtocolViolation,
             ErrorKind::NotConnected => Cause::TransientReset,
             _ => Cause::Unknown,
         },
@@ -330,10 +331,18 @@ fn is_reset_or_eof(failure: &AttemptFailure) -> bool {
                     | ErrorKind::ConnectionAborted
                     | ErrorKind::UnexpectedEof
                     | ErrorKind::BrokenPipe
-            ) && !message.contains("corrupt message")
+            ) && !wraps_protocol_error(message)
         }
         _ => false,
     }
+}
+
+/// tiberius reports any error of its packet reader as `BrokenPipe` with the
+/// inner error's text (`Connection::poll_read`), and rustls's corrupt-record
+/// error arrives as `BrokenPipe` too: those are the server's bytes being
+/// wrong, not the connection being closed.
+fn wraps_protocol_error(message: &str) -> bool {
+    message.contains("corrupt message") || message.contains("Protocol error")
 }
 
 fn is_certificate_rejection(message: &str) -> bool {
@@ -545,6 +554,15 @@ mod tests {
             row("invalid_packet_type", replied(REQ, ON), io(ErrorKind::Other, "Protocol error: header: invalid packet type: 21"), ProtocolViolation),
             row("wrong_packet_type_in_tls", replied(REQ, ON), io(ErrorKind::InvalidData, "expected a pre-login packet during the TLS handshake"), ProtocolViolation),
             row("login_ack_version", server_hello_seen(REQ, ON), AttemptFailure::Tiberius(TdsError::Protocol("Login ACK: Invalid TDS version".into())), ProtocolViolation),
+            // tiberius's packet reader wraps every inner error in BrokenPipe
+            // with the inner text: a reset stays a reset, garbage stays garbage.
+            row("reset_wrapped_in_broken_pipe", server_hello_seen(REQ, ON), io(ErrorKind::BrokenPipe, "An error occurred during the attempt of performing I/O: Connection reset by peer (os error 104)"), TransientReset),
+            row("reset_in_broken_pipe_right_after_client_hello", client_hello_sent(REQ, ON), io(ErrorKind::BrokenPipe, "An error occurred during the attempt of performing I/O: Connection reset by peer (os error 104)"), TlsHandshakeRejected),
+            row("protocol_error_wrapped_in_broken_pipe", Observation { phase: Phase::LoginSent, ..server_hello_seen(REQ, ON) }, io(ErrorKind::BrokenPipe, "Protocol error: header: invalid packet type: 21"), ProtocolViolation),
+            row("certificate_expired", server_hello_seen(REQ, ON), AttemptFailure::Tiberius(TdsError::Tls("the server's certificate was rejected during the TLS handshake: certificate expired: verification time 1700000000 (UNIX), but certificate is not valid after 1600000000 (UNIX)".into())), CertificateUntrusted),
+            row("certificate_unknown_issuer_unwrapped", server_hello_seen(REQ, ON), io(ErrorKind::InvalidData, "invalid peer certificate: UnknownIssuer"), CertificateUntrusted),
+            row("alert_70_sent_by_the_client", with_alert(server_hello_seen(REQ, ON), Direction::ClientToServer, 70), io(ErrorKind::InvalidData, "peer is incompatible: ServerDoesNotSupportTls12Or13"), TlsVersionMismatch),
+            row("alert_70_raw_then_fin", with_alert(client_hello_sent(REQ, ON), Direction::ServerToClient, 70), io(ErrorKind::UnexpectedEof, "tls handshake eof"), TlsVersionMismatch),
             row("corrupt_message_broken_pipe", server_hello_seen(REQ, ON), io(ErrorKind::BrokenPipe, "received corrupt message of type InvalidContentType"), ProtocolViolation),
             row(
                 "garbage_reply_then_reset",

@@ -3,6 +3,8 @@
 //! Resolve and TCP-connect under the request's TCP timeout (TCP_NODELAY on,
 //! as TDS is request/response), wrap the socket in an [`ObservedStream`], and
 //! run `tiberius::Client::connect` under the request's handshake timeout.
+//! Both timeouts end early at the connect's
+//! [`deadline`](ConnectRequest::deadline) when the middleware set one.
 //!
 //! Nothing is spawned: the attempt is one future, so dropping it at any await
 //! point drops the socket with it and leaks no task. A panic inside tiberius
@@ -15,7 +17,9 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures_util::FutureExt;
 use tokio::net::TcpStream;
@@ -51,28 +55,26 @@ impl Connector {
 
         let started = Instant::now();
         let address = (request.host().to_owned(), request.port());
-        let tcp =
-            match tokio::time::timeout(request.tcp_connect_timeout(), TcpStream::connect(address))
-                .await
-            {
-                Ok(Ok(tcp)) => tcp,
-                Ok(Err(e)) => {
-                    return Err(AttemptError::new(
-                        AttemptFailure::TcpConnect(e),
-                        None,
-                        encryption,
-                        timings,
-                    ));
-                }
-                Err(_) => {
-                    return Err(AttemptError::new(
-                        AttemptFailure::TcpConnectTimeout(request.tcp_connect_timeout()),
-                        None,
-                        encryption,
-                        timings,
-                    ));
-                }
-            };
+        let tcp_until = until(started, request.tcp_connect_timeout(), request.deadline());
+        let tcp = match tokio::time::timeout_at(tcp_until, TcpStream::connect(address)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => {
+                return Err(AttemptError::new(
+                    AttemptFailure::TcpConnect(e),
+                    None,
+                    encryption,
+                    timings,
+                ));
+            }
+            Err(_) => {
+                return Err(AttemptError::new(
+                    AttemptFailure::TcpConnectTimeout(tcp_until.duration_since(started)),
+                    None,
+                    encryption,
+                    timings,
+                ));
+            }
+        };
         timings.tcp_connect = Some(started.elapsed());
         // TDS is strictly request/response; Nagle would hold the last
         // segment of each handshake flight for a delayed ACK.
@@ -83,8 +85,13 @@ impl Connector {
         let config = request.tiberius_config();
 
         let handshake_started = Instant::now();
+        let handshake_until = until(
+            handshake_started,
+            request.handshake_timeout(),
+            request.deadline(),
+        );
         let handshake = AssertUnwindSafe(tiberius::Client::connect(config, stream)).catch_unwind();
-        let outcome = tokio::time::timeout(request.handshake_timeout(), handshake).await;
+        let outcome = tokio::time::timeout_at(handshake_until, handshake).await;
         timings.handshake = Some(handshake_started.elapsed());
 
         let failure = match outcome {
@@ -97,7 +104,9 @@ impl Connector {
             }
             Ok(Ok(Err(e))) => AttemptFailure::Tiberius(e),
             Ok(Err(panic)) => AttemptFailure::Panic(panic_message(panic.as_ref())),
-            Err(_) => AttemptFailure::HandshakeTimeout(request.handshake_timeout()),
+            Err(_) => {
+                AttemptFailure::HandshakeTimeout(handshake_until.duration_since(handshake_started))
+            }
         };
         Err(AttemptError::new(
             failure,
@@ -106,6 +115,17 @@ impl Connector {
             timings,
         ))
     }
+}
+
+/// When a step that started at `start` with its own `timeout` must end: the
+/// earlier of the two bounds. `Duration::MAX` means "no own limit".
+fn until(start: Instant, timeout: Duration, deadline: Option<Instant>) -> Instant {
+    // Thirty years: what tokio itself uses for "never".
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    let own = start
+        .checked_add(timeout)
+        .unwrap_or_else(|| start.checked_add(FAR).unwrap_or(start));
+    deadline.map_or(own, |deadline| own.min(deadline))
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {

@@ -276,6 +276,16 @@ impl ConnectError {
                 self.cause
             );
         }
+        if self.stop == StopReason::DeadlineExceeded
+            && (self.cause.is_upgrade() || self.cause == Cause::Routing)
+        {
+            return format!(
+                "the connect's deadline passed before the next step could start (the server \
+                 answered {}, which an upgrade or a redirect follows): raise Policy::deadline, \
+                 or lower the per-attempt TCP and handshake timeouts",
+                self.cause
+            );
+        }
         match self.cause {
             Cause::EncryptionRequired => format!(
                 "the server requires encryption but the client offered none: set encrypt=true \

@@ -270,7 +270,11 @@ impl Policy {
         self
     }
 
-    /// Cap on one backoff delay. Default [`DEFAULT_MAX_DELAY`].
+    /// Cap on the exponential schedule. Default [`DEFAULT_MAX_DELAY`].
+    ///
+    /// With [`jitter`](Self::jitter) on, backon adds up to 100 % on top of
+    /// the capped value, so one sleep can reach twice this; the connect's
+    /// [`deadline`](Self::deadline) bounds the total either way.
     pub fn max_delay(mut self, delay: Duration) -> Self {
         self.max_delay = delay;
         self
@@ -607,6 +611,12 @@ impl ConnectPlan {
             };
         }
         self.redirects += 1;
+        // A redirect in answer to the Strict probe means the probe logged in:
+        // it got through, so Strict is the level from now on (design §2.3),
+        // and the next failure is not the probe's.
+        if self.probe_for.take().is_some() {
+            self.level = EncryptionLevel::Strict;
+        }
         Decision::Redirect {
             host: host.to_owned(),
             port,
@@ -629,8 +639,12 @@ impl ConnectPlan {
         if cause == Cause::ServerTransient {
             delay = delay.max(self.server_transient_min_delay);
         }
-        let elapsed: Duration = history.iter().map(|a| a.delay + a.duration).sum();
-        if elapsed + delay >= self.deadline {
+        // Saturating: delays and deadlines are user-provided and may be
+        // `Duration::MAX` ("no limit"); `+` and `Sum` would panic.
+        let elapsed = history.iter().fold(Duration::ZERO, |total, a| {
+            total.saturating_add(a.delay).saturating_add(a.duration)
+        });
+        if elapsed.saturating_add(delay) >= self.deadline {
             return Decision::Stop {
                 cause,
                 reason: StopReason::DeadlineExceeded,
@@ -1054,6 +1068,61 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn unbounded_durations_never_overflow() {
+        // `Duration::MAX` is how users say "no limit"; `+` on it panics.
+        let p = Policy::new()
+            .deadline(Duration::MAX)
+            .min_delay(Duration::MAX)
+            .max_delay(Duration::MAX)
+            .server_transient_min_delay(Duration::MAX)
+            .budget(RetryBudget::fixed(100))
+            .without_memory();
+        let mut plan = p.plan(&request(Required));
+        let mut history = Vec::new();
+        for _ in 0..3 {
+            let mut r = failed(Required, Cause::ServerTransient);
+            r.delay = Duration::MAX;
+            r.duration = Duration::MAX;
+            history.push(r);
+            // Saturated elapsed time reaches the (saturated) deadline: a stop,
+            // not a panic.
+            assert_eq!(
+                plan.next(&history),
+                stop(Cause::ServerTransient, StopReason::DeadlineExceeded)
+            );
+        }
+        let mut plan = p
+            .min_delay(Duration::from_secs(3600))
+            .jitter(false)
+            .plan(&request(Required));
+        assert_eq!(
+            plan.next(&[failed(Required, Cause::TransientReset)]),
+            retry(3_600_000, Required),
+            "an unbounded deadline still allows a long retry"
+        );
+    }
+
+    #[test]
+    fn a_redirect_in_answer_to_the_probe_settles_it_at_strict() {
+        // The probe logged in and was redirected: it got through. A failure at
+        // the node is not the probe's, and must not send the next attempt back
+        // to the pre-probe level.
+        let mut plan = policy().plan(&request(Required));
+        let mut history = vec![no_reply(Required)];
+        assert_eq!(plan.next(&history), Decision::ProbeStrict);
+        let mut routed = probe(Cause::Routing, true);
+        routed.cause = Some(Cause::Routing);
+        history.push(routed);
+        assert!(matches!(
+            plan.redirect(&history, "node", 11000),
+            Decision::Redirect { .. }
+        ));
+        assert!(!plan.probing());
+        history.push(failed(Strict, Cause::TransientReset));
+        assert_eq!(plan.next(&history), retry(10, Strict));
     }
 
     #[test]

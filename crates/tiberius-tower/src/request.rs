@@ -7,6 +7,7 @@
 //! from a base configuration that holds everything else (authentication,
 //! database, application name, certificate trust).
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -165,6 +166,9 @@ pub struct ConnectRequest {
     trust: TrustSetting,
     tcp_connect_timeout: Duration,
     handshake_timeout: Duration,
+    /// When the whole logical connect must be over (set by the middleware
+    /// for each attempt); the connector clips its own timeouts to it.
+    deadline: Option<tokio::time::Instant>,
     /// Where the connector reports the observation of a successful attempt:
     /// tiberius keeps the stream (and so the observer) inside its `Client`,
     /// so the request carries the way back. A fresh slot per attempt.
@@ -197,40 +201,83 @@ impl ConnectRequest {
     /// database, trust, application name...); this crate additionally reads
     /// `Server`, `Encrypt`, `TrustServerCertificate` and
     /// `TrustServerCertificateCA` itself, because `tiberius::Config` keeps
-    /// them private. A missing `Encrypt` means Required, as in tiberius.
+    /// them private, with tiberius's own grammar (quotes, `{…}` braces,
+    /// `==`), so both always read the same value. A missing `Encrypt` means
+    /// Required, as in tiberius.
+    ///
+    /// # Errors
+    ///
+    /// [`RequestError::Tiberius`] when tiberius rejects the string (syntax,
+    /// a non-boolean `TrustServerCertificate`, both `TrustServerCertificate`
+    /// and `TrustServerCertificateCA`, an unknown `Encrypt` value, `strict`
+    /// without the `tds80` feature...). [`RequestError::Invalid`] when no
+    /// `Server`/`Data Source` is given or it is empty (tiberius would quietly
+    /// use localhost), or a named instance comes without its port
+    /// (`host\instance,port`: SQL Browser is not queried, and tiberius's
+    /// default, 1434, is the Browser's port, not the instance's). Error
+    /// messages name the key, never the value.
     pub fn from_ado_string(s: &str) -> Result<Self, RequestError> {
         let base = tiberius::Config::from_ado_string(s).map_err(RequestError::Tiberius)?;
         let pairs = parse_ado_pairs(s);
-        let get = |keys: &[&str]| {
-            pairs
-                .iter()
-                .rev()
-                .find(|(k, _)| keys.contains(&k.as_str()))
-                .map(|(_, v)| v.as_str())
-        };
+        // The keys tiberius reads, in its order of preference.
+        let get = |keys: &[&str]| keys.iter().find_map(|k| pairs.get(*k)).map(String::as_str);
+
+        // tiberius would connect to localhost: a connection string that names
+        // no server is a mistake to report, not a default to guess.
+        let server = get(&["server", "data source"])
+            .map(str::trim)
+            .filter(|server| !server.is_empty())
+            .ok_or(RequestError::Invalid(
+                "server: no `Server` (or `Data Source`) is set",
+            ))?;
+        let server = server.strip_prefix("tcp:").unwrap_or(server);
+        let explicit_port = server.split(',').nth(1).is_some();
 
         // `get_addr` is public and already applies tiberius's defaults
-        // (localhost, 1433, 1434 for a named instance); the port is after the
-        // last colon even for an IPv6 literal.
+        // (`.` and `(local)` mean localhost); the port is after the last colon
+        // even for an IPv6 literal.
         let addr = base.get_addr();
         let (host, port) = addr
             .rsplit_once(':')
-            .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_owned(), p)))
-            .ok_or(RequestError::Invalid("server"))?;
+            .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p)))
+            .ok_or(RequestError::Invalid("server: the port is not a number"))?;
+        // `[::1]` is how connection strings quote an IPv6 literal; the socket
+        // address wants it bare.
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host)
+            .to_owned();
+        if host.is_empty() {
+            return Err(RequestError::Invalid("server: the host name is empty"));
+        }
 
-        let instance = get(&["server", "data source", "address", "addr"])
-            .and_then(|server| server.split_once('\\'))
-            .map(|(_, rest)| rest.split(',').next().unwrap_or(rest).trim().to_owned())
+        let named = server.split(',').next().and_then(|h| h.split_once('\\'));
+        let instance = named
+            .map(|(_, name)| name.trim().to_owned())
             .filter(|name| !name.is_empty());
+        if named.is_some() && !explicit_port {
+            // tiberius would connect to 1434, SQL Browser's UDP port, and
+            // every attempt would be refused and retried until the deadline.
+            return Err(RequestError::Invalid(
+                "server: a named instance needs its TCP port (`host\\instance,port`); \
+                 SQL Browser is not queried",
+            ));
+        }
 
-        let encryption = match get(&["encrypt"]).map(|v| v.trim().to_ascii_lowercase()) {
+        // The values tiberius accepts (it has already rejected the others).
+        let encryption = match get(&["encrypt"]).map(str::trim) {
             None => EncryptionLevel::Required,
-            Some(v) => match v.as_str() {
-                "true" | "yes" | "mandatory" => EncryptionLevel::Required,
-                "false" | "no" | "optional" => EncryptionLevel::Off,
-                "danger_plaintext" => EncryptionLevel::NotSupported,
+            Some("DANGER_PLAINTEXT") => EncryptionLevel::NotSupported,
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "true" | "yes" => EncryptionLevel::Required,
+                "false" | "no" => EncryptionLevel::Off,
                 "strict" => EncryptionLevel::Strict,
-                _ => return Err(RequestError::Invalid("encrypt")),
+                _ => {
+                    return Err(RequestError::Invalid(
+                        "encrypt: expected true, false, yes, no, strict or DANGER_PLAINTEXT",
+                    ));
+                }
             },
         };
 
@@ -240,7 +287,8 @@ impl ConnectRequest {
         );
         let trust = match (trust_all, get(&["trustservercertificateca"])) {
             (true, _) => TrustSetting::TrustAll,
-            (false, Some(path)) => TrustSetting::CaFile(PathBuf::from(path.trim())),
+            // Verbatim, as tiberius reads it.
+            (false, Some(path)) => TrustSetting::CaFile(PathBuf::from(path)),
             (false, None) => TrustSetting::SystemRoots,
         };
 
@@ -258,6 +306,7 @@ impl ConnectRequest {
             trust,
             tcp_connect_timeout: DEFAULT_TCP_CONNECT_TIMEOUT,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            deadline: None,
             report: None,
         })
     }
@@ -300,6 +349,18 @@ impl ConnectRequest {
     /// Bound on the TDS handshake of one attempt.
     pub fn handshake_timeout(&self) -> Duration {
         self.handshake_timeout
+    }
+
+    /// The instant by which the whole logical connect must be over, when it
+    /// runs under [`Prelogin`](crate::Prelogin) (None outside it).
+    ///
+    /// [`Connector`](crate::Connector) ends its TCP connect and handshake at
+    /// this instant even when their own timeouts are longer, so an attempt
+    /// cut by the deadline still reports what the wire showed; a custom
+    /// connector should do the same (`tokio::time::timeout_at`). The
+    /// middleware also stops any attempt still running at the deadline.
+    pub fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.deadline
     }
 
     /// The endpoint this request targets, as the endpoint memory keys it.
@@ -345,6 +406,10 @@ impl ConnectRequest {
 
     pub(crate) fn set_handshake_timeout(&mut self, timeout: Duration) {
         self.handshake_timeout = timeout;
+    }
+
+    pub(crate) fn set_deadline(&mut self, deadline: tokio::time::Instant) {
+        self.deadline = Some(deadline);
     }
 
     /// Tells the middleware what the handshake observer saw during a
@@ -480,8 +545,14 @@ impl ConnectRequestBuilder {
 
     /// Adjusts the base `tiberius::Config` for settings this builder does not
     /// mirror (packet size, readonly, client name, ...). Host, port,
-    /// encryption, handshake timeout and trust set here are overridden by
-    /// the request's own fields.
+    /// encryption and handshake timeout set here are overridden by the
+    /// request's own fields.
+    ///
+    /// Certificate trust is not: set it with [`trust_cert`](Self::trust_cert)
+    /// or [`trust_cert_ca`](Self::trust_cert_ca) only. A tiberius trust
+    /// setter called here is not reflected in [`ConnectRequest::trust`], and
+    /// tiberius panics in [`build`](Self::build) when it conflicts with the
+    /// builder's (its `trust_cert` and `trust_cert_ca` exclude each other).
     pub fn tiberius_config(mut self, adjust: impl FnOnce(&mut tiberius::Config)) -> Self {
         adjust(&mut self.base);
         self
@@ -507,6 +578,7 @@ impl ConnectRequestBuilder {
             trust: self.trust,
             tcp_connect_timeout: self.tcp_connect_timeout,
             handshake_timeout: self.handshake_timeout,
+            deadline: None,
             report: None,
         }
     }
@@ -523,47 +595,67 @@ impl fmt::Debug for ConnectRequestBuilder {
     }
 }
 
-/// Splits an ADO.NET connection string into lowercase keys and raw values,
-/// honouring single and double quotes (doubled quote = literal quote), so a
-/// quoted password containing `;encrypt=...` cannot be mistaken for a key.
-fn parse_ado_pairs(s: &str) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
+/// Splits an ADO.NET connection string into lowercase keys and unescaped
+/// values, by the grammar tiberius 0.13 parses it with (so both read the same
+/// value for every key): pairs separated by `;`, the key up to the first
+/// single `=` (`==` is a literal `=`), values quoted with `'…'` or `"…"`
+/// (a doubled quote is a literal quote) or with `{…}` (to the first `}`),
+/// unquoted values trimmed. Duplicate keys: the last wins. A password
+/// holding `;Encrypt=false` inside quotes or braces is never read as a key.
+///
+/// tiberius has already accepted the string when this runs; on input it
+/// would reject, this stops at the first malformed pair and never panics.
+fn parse_ado_pairs(s: &str) -> HashMap<String, String> {
+    let mut pairs = HashMap::new();
     let mut chars = s.chars().peekable();
     loop {
-        // Key: up to '='.
+        while chars.next_if(|c| *c == ';' || c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            break;
+        }
         let mut key = String::new();
-        for c in chars.by_ref() {
-            if c == '=' {
-                break;
+        loop {
+            match chars.next() {
+                None | Some(';') => return pairs,
+                Some('=') if chars.next_if_eq(&'=').is_some() => key.push('='),
+                Some('=') => break,
+                Some(c) => key.push(c),
             }
-            if c == ';' {
-                key.clear();
-                continue;
-            }
-            key.push(c);
         }
         let key = key.trim().to_ascii_lowercase();
-        // Skip spaces before the value.
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let mut value = String::new();
         match chars.peek().copied() {
-            Some(q @ ('"' | '\'')) => {
+            Some(quote @ ('"' | '\'')) => {
                 chars.next();
-                while let Some(c) = chars.next() {
-                    if c == q {
-                        if chars.peek() == Some(&q) {
-                            chars.next();
-                            value.push(q);
-                        } else {
-                            break;
+                loop {
+                    match chars.next() {
+                        None => return pairs,
+                        Some(c) if c == quote => {
+                            if chars.next_if_eq(&quote).is_some() {
+                                value.push(quote);
+                            } else {
+                                break;
+                            }
                         }
-                    } else {
-                        value.push(c);
+                        Some(c) => value.push(c),
                     }
                 }
-                // Drop anything up to the separator.
+                for c in chars.by_ref() {
+                    if c == ';' {
+                        break;
+                    }
+                }
+            }
+            Some('{') => {
+                chars.next();
+                loop {
+                    match chars.next() {
+                        None => return pairs,
+                        Some('}') => break,
+                        Some(c) => value.push(c),
+                    }
+                }
                 for c in chars.by_ref() {
                     if c == ';' {
                         break;
@@ -577,13 +669,11 @@ fn parse_ado_pairs(s: &str) -> Vec<(String, String)> {
                     }
                     value.push(c);
                 }
+                value.truncate(value.trim_end().len());
             }
         }
         if !key.is_empty() {
-            pairs.push((key, value.trim().to_owned()));
-        }
-        if chars.peek().is_none() {
-            break;
+            pairs.insert(key, value);
         }
     }
     pairs
@@ -671,7 +761,113 @@ mod tests {
         assert_eq!(r.trust(), &TrustSetting::CaFile(PathBuf::from("/x/ca.pem")));
         assert_eq!(r.port(), 1433);
 
-        assert!(ConnectRequest::from_ado_string("server=tcp:h;encrypt=maybe").is_err());
+        assert!(matches!(
+            ConnectRequest::from_ado_string("server=tcp:h;encrypt=maybe"),
+            Err(RequestError::Tiberius(_))
+        ));
+    }
+
+    #[test]
+    fn a_braced_or_quoted_password_is_never_read_as_keys() {
+        // tiberius reads `{…}` as one value: the password. Reading the `;`
+        // inside it as a separator would lower the encryption below what the
+        // user configured, and report a trust tiberius does not apply.
+        for s in [
+            "Server=tcp:h,1433;Encrypt=true;Password={x;Encrypt=false;}",
+            "Server=tcp:h,1433;Encrypt=true;Password={x;Encrypt=false;TrustServerCertificate=true}",
+            "Server=tcp:h,1433;Encrypt=true;Password='x;Encrypt=false;'",
+            "Server=tcp:h,1433;Encrypt=true;Password=\"x;Encrypt=\"\"false\"\";\"",
+        ] {
+            let r = ConnectRequest::from_ado_string(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(r.encryption(), EncryptionLevel::Required, "{s}");
+            assert_eq!(r.trust(), &TrustSetting::SystemRoots, "{s}");
+            assert_eq!(r.host(), "h");
+        }
+    }
+
+    #[test]
+    fn ado_string_values_tiberius_accepts() {
+        let level = |s: &str| ConnectRequest::from_ado_string(s).unwrap().encryption();
+        assert_eq!(level("Server=h;Encrypt=strict"), EncryptionLevel::Strict);
+        assert_eq!(level("Server=h;Encrypt=STRICT"), EncryptionLevel::Strict);
+        assert_eq!(level("Server=h;Encrypt=yes"), EncryptionLevel::Required);
+        assert_eq!(level("Server=h;Encrypt=no"), EncryptionLevel::Off);
+        assert_eq!(
+            level("Server=h;Encrypt=DANGER_PLAINTEXT"),
+            EncryptionLevel::NotSupported
+        );
+        let r = ConnectRequest::from_ado_string("Server=h;TrustServerCertificate=yes").unwrap();
+        assert_eq!(r.trust(), &TrustSetting::TrustAll);
+        let r = ConnectRequest::from_ado_string("Server=h;TrustServerCertificate=No").unwrap();
+        assert_eq!(r.trust(), &TrustSetting::SystemRoots);
+        // `Server` wins over `Data Source` whatever the order, as in tiberius.
+        let r = ConnectRequest::from_ado_string("Server=a,1500;Data Source=b\\X,1600").unwrap();
+        assert_eq!((r.host(), r.port(), r.instance()), ("a", 1500, None));
+        let r = ConnectRequest::from_ado_string("Data Source=b\\X,1600").unwrap();
+        assert_eq!((r.host(), r.port(), r.instance()), ("b", 1600, Some("X")));
+        let r = ConnectRequest::from_ado_string("Server=(local),1500").unwrap();
+        assert_eq!(r.host(), "localhost");
+        let r = ConnectRequest::from_ado_string("Server=[::1],1433").unwrap();
+        assert_eq!(
+            r.host(),
+            "::1",
+            "an IPv6 literal is usable as a socket address"
+        );
+    }
+
+    #[test]
+    fn ado_string_mistakes_are_clear_errors() {
+        let invalid = |s: &str| match ConnectRequest::from_ado_string(s) {
+            Err(RequestError::Invalid(why)) => why,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert!(invalid("Database=shop;User Id=sa").starts_with("server"));
+        assert!(invalid("Server=;Database=shop").starts_with("server"));
+        assert!(invalid("Server=  ;Database=shop").starts_with("server"));
+        // A named instance without a port: tiberius would use 1434 (SQL
+        // Browser), where no TDS listener ever answers.
+        assert!(invalid("Server=h\\SQLEXPRESS").contains("port"));
+        assert!(invalid("Server=tcp:h\\").contains("port"));
+        assert!(ConnectRequest::from_ado_string("Server=h\\SQLEXPRESS,1500").is_ok());
+
+        // tiberius's own rejections, none of which echoes a value.
+        for s in [
+            "Server=h;Encrypt=maybe;Password=Hunter2Secret",
+            "Server=h;TrustServerCertificate=true;TrustServerCertificateCA=/ca.pem;Password=Hunter2Secret",
+            "Server=h;Password='Hunter2Secret",
+            "Server=h;Password={Hunter2Secret",
+            "Server=h;Password",
+            "Server=h;TrustServerCertificate=sometimes;Password=Hunter2Secret",
+        ] {
+            let error = ConnectRequest::from_ado_string(s).expect_err(s);
+            assert!(matches!(error, RequestError::Tiberius(_)), "{s}: {error:?}");
+            assert!(!error.to_string().contains("Hunter2Secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn ado_string_parsing_never_panics() {
+        // A deterministic sweep over strings made of the characters the
+        // grammar cares about.
+        const ALPHABET: &[char] = &[
+            ';', '=', '\'', '"', '{', '}', ' ', '\\', ',', ':', '[', ']', 's', 'e', 'r', 'v', '1',
+        ];
+        const KEYS: &[&str] = &["Server=", "Encrypt=", "Data Source=", "Password=", ""];
+        let mut state = 0x2545_f491_u32;
+        for _ in 0..20_000 {
+            let mut s = String::new();
+            for _ in 0..3 {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                s.push_str(KEYS[state as usize % KEYS.len()]);
+                for i in 0..(state % 7) {
+                    s.push(ALPHABET[(state.rotate_left(i * 4) as usize) % ALPHABET.len()]);
+                }
+            }
+            let _ = ConnectRequest::from_ado_string(&s);
+            let _ = parse_ado_pairs(&s);
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tds_handshake::{Observation, Phase};
 use tower::ServiceExt;
@@ -14,6 +16,7 @@ use crate::cause::Cause;
 use crate::classify::verdict;
 use crate::error::{AttemptError, AttemptFailure, ConnectError, StopReason};
 use crate::future::ResponseFuture;
+use crate::memory::EndpointKey;
 use crate::policy::{AttemptRecord, Decision, Policy};
 use crate::request::{ConnectRequest, EncryptionLevel, ObservationSlot};
 use crate::telemetry::{self, AttemptPlace, ConnectFacts, MetricsSink};
@@ -182,26 +185,47 @@ where
 {
     let started = Instant::now();
     let configured = request.encryption();
-    let endpoint = request.endpoint();
     let handshake_timeout = request.handshake_timeout();
-    let deadline = policy.get_deadline();
+    // `Duration::MAX` means "no deadline"; thirty years is tokio's "never".
+    let deadline = started
+        .checked_add(policy.get_deadline())
+        .or_else(|| started.checked_add(Duration::from_secs(86_400 * 365 * 30)))
+        .unwrap_or(started);
+    request.set_deadline(deadline);
     let mut plan = policy.plan(&request);
     telemetry::record_memory(connect_span, plan.floor() > configured);
     request.set_encryption(plan.floor());
     policy.get_budget().deposit();
 
     let mut history: Vec<AttemptRecord> = Vec::new();
+    // The endpoints this connect left by a redirect, with the level that got
+    // through to their routing answer: each learns its own floor.
+    let mut redirected_from: Vec<(EndpointKey, EncryptionLevel)> = Vec::new();
+    let mut last_error: Option<AttemptError> = None;
     let mut delay = Duration::ZERO;
     let mut probing = false;
     let mut retries = 0;
     let mut retried = false;
 
     loop {
+        // No attempt starts at or after the deadline: a zero timeout would
+        // still poll the attempt once, opening a socket for nothing. (The
+        // checks after each decision catch this while the last attempt's span
+        // is open; this one covers a zero deadline and a late wake-up.)
+        if Instant::now() >= deadline {
+            return Err(deadline_stop(
+                history,
+                last_error,
+                None,
+                outcomes,
+                plan.ceiling(),
+            ));
+        }
+
         let mut record = AttemptRecord::new(request.host(), request.port(), request.encryption());
         record.delay = delay;
         record.strict_probe = probing;
 
-        let remaining = deadline.saturating_sub(started.elapsed());
         let place = AttemptPlace {
             number: history.len() + 1,
             retry: if retried { retries } else { 0 },
@@ -215,8 +239,10 @@ where
             let ready = inner.ready().await?;
             ready.call(request.with_report(Arc::clone(&slot))).await
         };
+        // The connector ends its own work at the deadline (and so reports what
+        // it saw); this bound is for connectors that do not.
         let outcome =
-            tokio::time::timeout(remaining, attempt.instrument(attempt_span.clone())).await;
+            tokio::time::timeout_at(deadline, attempt.instrument(attempt_span.clone())).await;
         record.duration = attempt_started.elapsed();
 
         let error = match outcome {
@@ -229,11 +255,15 @@ where
                 if probing {
                     relabel_probe_candidate(&mut history);
                 }
-                let connected_at = request.encryption();
-                if connected_at > configured
-                    && let Some(memory) = policy.get_memory()
-                {
-                    memory.learn(endpoint.clone(), connected_at);
+                if let Some(memory) = policy.get_memory() {
+                    // Each endpoint learns the level that got through to it;
+                    // after a redirect the node is not the gateway.
+                    redirected_from.push((request.endpoint(), request.encryption()));
+                    for (endpoint, level) in redirected_from {
+                        if level > configured {
+                            memory.learn(endpoint, level);
+                        }
+                    }
                 }
                 return Ok(Connected {
                     client,
@@ -308,9 +338,23 @@ where
                 delay: wait,
                 encryption,
             } => {
+                // The plan adds up recorded durations; the clock has the last
+                // word. A sleep that would end at or past the deadline is not
+                // started: nothing could run after it.
+                if Instant::now()
+                    .checked_add(wait)
+                    .is_none_or(|end| end >= deadline)
+                {
+                    return Err(deadline_stop(
+                        history,
+                        Some(error),
+                        Some(&attempt_span),
+                        outcomes,
+                        plan.ceiling(),
+                    ));
+                }
                 request.set_encryption(encryption.max(plan.floor()));
-                let remaining = deadline.saturating_sub(started.elapsed());
-                tokio::time::sleep(wait.min(remaining)).await;
+                tokio::time::sleep(wait).await;
                 delay = wait;
                 retries += 1;
                 retried = true;
@@ -326,6 +370,7 @@ where
                 probing = true;
             }
             Decision::Redirect { host, port } => {
+                redirected_from.push((request.endpoint(), request.encryption()));
                 request.set_address(host, port);
                 // The node is an endpoint of its own: start it at what memory holds for
                 // it, never below the level this connect has already reached.
@@ -346,7 +391,50 @@ where
                 ));
             }
         }
+        if Instant::now() >= deadline {
+            return Err(deadline_stop(
+                history,
+                Some(error),
+                Some(&attempt_span),
+                outcomes,
+                plan.ceiling(),
+            ));
+        }
+        last_error = Some(error);
     }
+}
+
+/// The deadline ended the connect between attempts: the cause is the last
+/// attempt's (or `timeout` when none ran), and the last attempt's decision
+/// becomes "stop" in its span and in the attempts counter.
+fn deadline_stop(
+    history: Vec<AttemptRecord>,
+    last_error: Option<AttemptError>,
+    last_span: Option<&tracing::Span>,
+    outcomes: &mut [&'static str],
+    ceiling: EncryptionLevel,
+) -> ConnectError {
+    let cause = history
+        .last()
+        .and_then(|r| r.cause)
+        .unwrap_or(Cause::Timeout);
+    let stop = Decision::Stop {
+        cause,
+        reason: StopReason::DeadlineExceeded,
+    };
+    if let (Some(span), Some(last)) = (last_span, history.last()) {
+        telemetry::record_decision(span, &stop, last.encryption);
+    }
+    if let Some(outcome) = outcomes.last_mut() {
+        *outcome = stop.as_str();
+    }
+    ConnectError::new(
+        cause,
+        StopReason::DeadlineExceeded,
+        history,
+        last_error,
+        ceiling,
+    )
 }
 
 /// The probe got through: the reset that triggered it was the strict-only
@@ -405,4 +493,155 @@ fn fill_offer(record: &mut AttemptRecord, obs: &Observation) {
         .as_ref()
         .and_then(|p| p.encryption)
         .map(|e| e.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tds_handshake::{Encryption, PreloginSummary};
+
+    use super::*;
+    use crate::budget::RetryBudget;
+    use crate::error::AttemptTimings;
+
+    /// What a Force Encryption server does to a NotSupported client: reply
+    /// REQ, then reset. Classified `encryption_required` (an upgrade).
+    fn refused_for_encryption() -> AttemptError {
+        let summary = |e| PreloginSummary {
+            encryption: Some(Encryption(e)),
+            ..PreloginSummary::default()
+        };
+        let observation = Observation {
+            phase: Phase::PreloginReplied,
+            started_with_tls: Some(false),
+            client_prelogin: Some(summary(0x02)),
+            server_prelogin: Some(summary(0x03)),
+            client_bytes: 47,
+            server_bytes: 43,
+            ..Observation::default()
+        };
+        AttemptError::new(
+            AttemptFailure::Tiberius(tiberius::error::Error::Io {
+                kind: std::io::ErrorKind::ConnectionReset,
+                message: "Connection reset by peer (os error 104)".into(),
+            }),
+            Some(observation),
+            EncryptionLevel::NotSupported,
+            AttemptTimings::default(),
+        )
+    }
+
+    fn request() -> ConnectRequest {
+        ConnectRequest::builder()
+            .host("db")
+            .encryption(EncryptionLevel::NotSupported)
+            .build()
+    }
+
+    /// An attempt that used the whole deadline is the last one: the upgrade
+    /// it asked for would start at the deadline, so it is not started.
+    #[tokio::test(start_paused = true)]
+    async fn no_attempt_starts_at_the_deadline() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let inner = tower::service_fn(move |request: ConnectRequest| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                // The connector bounds itself by the deadline it is given.
+                let deadline = request.deadline().expect("the middleware sets a deadline");
+                tokio::time::sleep_until(deadline).await;
+                Err::<(), _>(refused_for_encryption())
+            }
+        });
+        let policy = Policy::new()
+            .deadline(Duration::from_millis(100))
+            .budget(RetryBudget::fixed(10))
+            .without_memory();
+        let mut service = Prelogin::new(inner, policy);
+        let error = service
+            .call(request())
+            .await
+            .expect_err("the deadline ends the connect");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "no attempt after the deadline"
+        );
+        assert_eq!(error.stop_reason(), StopReason::DeadlineExceeded);
+        assert_eq!(error.cause(), Cause::EncryptionRequired);
+        assert_eq!(error.attempts().len(), 1);
+        assert!(
+            error.last_attempt().is_some(),
+            "the last attempt's error is kept"
+        );
+        let text = error.to_string();
+        assert!(text.contains("Policy::deadline"), "{text}");
+    }
+
+    /// Backoff sleeps and attempts together end at the deadline, not after.
+    #[tokio::test(start_paused = true)]
+    async fn sleeps_and_attempts_end_at_the_deadline() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let inner = tower::service_fn(move |_request: ConnectRequest| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                // Slow failures the plan does not see in full: it only adds
+                // up recorded durations.
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                Err::<(), _>(AttemptError::new(
+                    AttemptFailure::TcpConnect(std::io::ErrorKind::ConnectionRefused.into()),
+                    None,
+                    EncryptionLevel::Required,
+                    AttemptTimings::default(),
+                ))
+            }
+        });
+        let policy = Policy::new()
+            .deadline(Duration::from_millis(100))
+            .min_delay(Duration::from_millis(50))
+            .max_delay(Duration::from_millis(50))
+            .jitter(false)
+            .budget(RetryBudget::fixed(10))
+            .without_memory();
+        let started = Instant::now();
+        let error = Prelogin::new(inner, policy)
+            .call(request())
+            .await
+            .expect_err("refused until the deadline");
+        assert!(
+            started.elapsed() <= Duration::from_millis(100),
+            "returned at {:?}, after the deadline",
+            started.elapsed()
+        );
+        assert_eq!(error.stop_reason(), StopReason::DeadlineExceeded);
+        // 0-40 ms refused, 40-90 ms backoff, 90 ms second attempt cut at 100.
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(error.cause(), Cause::Timeout);
+    }
+
+    /// `Duration::MAX` everywhere means "no limit", never a panic.
+    #[tokio::test(start_paused = true)]
+    async fn unbounded_durations_do_not_panic() {
+        let inner = tower::service_fn(|_request: ConnectRequest| async {
+            Err::<(), _>(refused_for_encryption())
+        });
+        let policy = Policy::new()
+            .deadline(Duration::MAX)
+            .max_delay(Duration::MAX)
+            .strict_probe_timeout(Duration::MAX)
+            .ceiling(EncryptionLevel::Off)
+            .without_memory();
+        let request = ConnectRequest::builder()
+            .encryption(EncryptionLevel::NotSupported)
+            .tcp_connect_timeout(Duration::MAX)
+            .handshake_timeout(Duration::MAX)
+            .build();
+        let error = Prelogin::new(inner, policy)
+            .call(request)
+            .await
+            .expect_err("the ceiling forbids the upgrade");
+        assert_eq!(error.stop_reason(), StopReason::CeilingReached);
+    }
 }

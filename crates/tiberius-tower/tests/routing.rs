@@ -306,3 +306,46 @@ async fn redirect_starts_the_node_at_its_remembered_floor() {
     gateway.stop().await;
     node.stop().await;
 }
+
+/// What an upgrade at the node teaches is the node's floor, not the gateway's: the gateway
+/// answered the configured level, and a later connect must not start it higher (a gateway
+/// that cannot speak the node's level would then fail where it used to work).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_at_the_node_is_remembered_for_the_node_not_the_gateway() {
+    let node = Server::with_setting(EncryptionSetting::Force).await;
+    let gateway = gateway_to(EncryptionSetting::Off, &node).await;
+    let bundle = ca_bundle(&[&gateway, &node]);
+    let memory = std::sync::Arc::new(EndpointMemory::default());
+    let mut svc = service(fast_policy().shared_memory(std::sync::Arc::clone(&memory)));
+
+    let connected = connect(
+        &mut svc,
+        request_to(&gateway, EncryptionLevel::NotSupported, &bundle),
+    )
+    .await
+    .expect("connects through the redirect");
+    let levels: Vec<_> = connected.attempts().iter().map(|a| a.encryption).collect();
+    assert_eq!(
+        levels,
+        [
+            EncryptionLevel::NotSupported,
+            EncryptionLevel::NotSupported,
+            EncryptionLevel::Required
+        ],
+        "gateway, node refused, node upgraded: {:#?}",
+        connected.attempts()
+    );
+    drop(connected);
+
+    let gateway_key = EndpointKey::new("127.0.0.1", gateway.emulator.local_addr().port(), None);
+    let node_key = EndpointKey::new("127.0.0.1", node.emulator.local_addr().port(), None);
+    assert_eq!(memory.floor(&node_key), Some(EncryptionLevel::Required));
+    assert_eq!(
+        memory.floor(&gateway_key),
+        None,
+        "the gateway never needed more than the configured level"
+    );
+    let _ = std::fs::remove_file(bundle);
+    gateway.stop().await;
+    node.stop().await;
+}

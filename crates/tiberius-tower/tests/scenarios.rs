@@ -535,3 +535,49 @@ async fn server_transient_error_is_retried_then_reported() {
     server.stop().await;
     server2.stop().await;
 }
+
+/// The handshake timeout (here 10 s) is clipped to what is left of the
+/// connect's deadline (300 ms): the attempt ends through the connector's own
+/// timeout, so the error still says how far the handshake got.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deadline_clips_the_handshake_timeout_and_keeps_the_observation() {
+    let server = Server::start(
+        base_config(EncryptionSetting::Off)
+            .fault(Fault::Stall(StallPhase::Prelogin), Schedule::Always),
+    )
+    .await;
+    let request = ConnectRequest::builder()
+        .host("127.0.0.1")
+        .port(server.emulator.local_addr().port())
+        .encryption(EncryptionLevel::Required)
+        .trust_cert_ca(&server.ca)
+        .handshake_timeout(Duration::from_secs(10))
+        .build();
+    let deadline = Duration::from_millis(300);
+    let mut svc = service(fast_policy().deadline(deadline));
+    let started = Instant::now();
+    let error = connect(&mut svc, request)
+        .await
+        .expect_err("the server never replies");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(error.cause(), Cause::Timeout);
+    assert_eq!(error.stop_reason(), StopReason::DeadlineExceeded);
+    assert_eq!(error.attempts().len(), 1, "{:#?}", error.attempts());
+    let attempt = &error.attempts()[0];
+    assert_eq!(
+        attempt.phase,
+        Some(tds_handshake::Phase::PreloginSent),
+        "the observation of the cut attempt is kept"
+    );
+    let last = error.last_attempt().expect("the connector's own error");
+    assert!(
+        matches!(last.failure(), tiberius_tower::AttemptFailure::HandshakeTimeout(d) if *d <= deadline),
+        "{}",
+        last.failure()
+    );
+    server.stop().await;
+}
