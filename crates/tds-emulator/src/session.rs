@@ -141,12 +141,15 @@ impl Session {
         // encryption available, not wanted).
         let offered = prelogin.encryption.unwrap_or(Encryption::OFF);
         let negotiation = negotiate(offered, column);
+        if negotiation.terminate {
+            // Recorded before the reply leaves: a client that has read it may look at once.
+            self.record(|r| r.terminated_by_matrix = true);
+            self.count(|s| s.matrix_terminations += 1);
+        }
         self.send_prelogin_reply(&prelogin, negotiation.reply)
             .await?;
         if negotiation.terminate {
             // MS-TDS 2.2.6.5: reply, then terminate. A reset, as the 10054 reports show.
-            self.record(|r| r.terminated_by_matrix = true);
-            self.count(|s| s.matrix_terminations += 1);
             return Ok(End::ResetAfterReply);
         }
         if let Some(fault @ Fault::ResetAfterPreloginReply) =
@@ -290,9 +293,11 @@ impl Session {
         {
             self.inject(fault);
         }
-        self.link.send(&wire).await?;
+        // Bookkeeping before the bytes leave (here and below): a test that has seen the
+        // server's answer must find it in stats() and clients() without racing this task.
         self.count(|s| s.prelogin_replied += 1);
         self.record(|r| r.replied_encryption = Some(encryption));
+        self.link.send(&wire).await?;
         Ok(())
     }
 
@@ -308,6 +313,8 @@ impl Session {
                 description,
                 framing,
             } => {
+                // Counted before the alert leaves, like every other answer.
+                self.inject(fault);
                 let record =
                     Alert::fatal(AlertDescription(description)).to_record(TlsVersion::TLS12);
                 match framing {
@@ -324,7 +331,7 @@ impl Session {
                         self.link.write_wire(&wire).await?;
                     }
                 }
-                End::Close
+                return Ok(Some(End::Close));
             }
             // Acts on the framing of the handshake replies, only where there is framing.
             Fault::WrongPacketType if wrapped => {
@@ -461,18 +468,18 @@ impl Session {
         {
             let route = rule.route.clone();
             let response = tokens::routing_response(&accepted, &route);
-            self.send_tokens(&response, MAX_PRELOGIN_PACKET).await?;
             self.count(|s| s.routed += 1);
             self.record(|r| r.routed_to = Some(route.to_string()));
+            self.send_tokens(&response, MAX_PRELOGIN_PACKET).await?;
             // The session lives on the alternate server; the client reconnects there and
             // closes this connection, so an orderly close loses nothing.
             return Ok(End::Close);
         }
         let response = tokens::login_response(&accepted);
         // The new packet size applies from the message after the login response.
-        self.send_tokens(&response, MAX_PRELOGIN_PACKET).await?;
         self.count(|s| s.logged_in += 1);
         self.record(|r| r.logged_in = true);
+        self.send_tokens(&response, MAX_PRELOGIN_PACKET).await?;
         match self.faults.at(FaultPoint::AfterLogin) {
             Some(fault @ Fault::CloseAfterLogin) => {
                 self.inject(fault);
@@ -492,9 +499,9 @@ impl Session {
         let server = self.shared.config.server_name.clone();
         let (class, text) = tokens::login_error_text(number, &login.user, &login.database, &server);
         let reply = tokens::login_error(number, class, &text, &server);
-        self.send_tokens(&reply, MAX_PRELOGIN_PACKET).await?;
         self.count(|s| s.login_failed += 1);
         self.record(|r| r.login_error = Some(number));
+        self.send_tokens(&reply, MAX_PRELOGIN_PACKET).await?;
         Ok(End::Close)
     }
 
