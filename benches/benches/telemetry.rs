@@ -12,23 +12,24 @@
 //! The emulator runs on its own runtime thread; the client runs on the
 //! bench thread, so the scoped subscriber sees the client only. After the
 //! run it prints both medians and their ratio (`on / off`), read from
-//! criterion's estimates.
+//! criterion's estimates, and the same ratio from an interleaved control
+//! (the two variants in turn, 300 rounds), which this noisy machine needs.
 //!
 //! ```sh
 //! cargo bench -p benches --bench telemetry -- --warm-up-time 1 --measurement-time 5
 //! ```
 
-use std::path::PathBuf;
+mod common;
 
-use criterion::Criterion;
+use common::{Server, client_runtime, criterion, print_ratio, server_runtime};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
-use tds_emulator::{Emulator, EmulatorConfig, EncryptionSetting};
+use tds_emulator::{EmulatorConfig, EncryptionSetting};
 use tiberius_tower::metrics::ConnectMetrics;
-use tiberius_tower::{ConnectRequest, Connector, EncryptionLevel, Policy, Prelogin, PreloginLayer};
+use tiberius_tower::{Connector, EncryptionLevel, Policy, Prelogin, PreloginLayer};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -46,27 +47,6 @@ impl SpanExporter for Discard {
     }
 }
 
-fn criterion_home() -> PathBuf {
-    std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/criterion"))
-        })
-}
-
-/// The median (ns) criterion estimated for `id`, if this run produced one.
-fn median_ns(id: &str) -> Option<f64> {
-    let path = criterion_home()
-        .join(GROUP)
-        .join(id)
-        .join("new/estimates.json");
-    let json = std::fs::read_to_string(path).ok()?;
-    let median = &json[json.find("\"median\"")?..];
-    let value = &median[median.find("\"point_estimate\":")? + "\"point_estimate\":".len()..];
-    let end = value.find([',', '}'])?;
-    value[..end].trim().parse().ok()
-}
-
 fn service(policy: Policy, metrics: Option<ConnectMetrics>) -> Prelogin<Connector> {
     let layer = match metrics {
         Some(metrics) => PreloginLayer::new(policy).metrics(metrics),
@@ -76,30 +56,14 @@ fn service(policy: Policy, metrics: Option<ConnectMetrics>) -> Prelogin<Connecto
 }
 
 fn main() {
-    let server_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("server runtime");
-    let server = server_runtime
-        .block_on(Emulator::start(
-            EmulatorConfig::new().encryption(EncryptionSetting::Off),
-        ))
-        .expect("emulator starts");
-    let ca = std::env::temp_dir().join(format!("bench-telemetry-{}.pem", std::process::id()));
-    server.write_ca_pem(&ca).expect("CA written");
-    let request = ConnectRequest::builder()
-        .host("127.0.0.1")
-        .port(server.local_addr().port())
-        .database("master")
-        .authentication(tiberius::AuthMethod::sql_server("sa", "Password123!"))
-        .encryption(EncryptionLevel::Off)
-        .trust_cert_ca(&ca)
-        .build();
-    let client = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("client runtime");
+    let server_runtime = server_runtime();
+    let server = Server::start(
+        &server_runtime,
+        EmulatorConfig::new().encryption(EncryptionSetting::Off),
+        "telemetry",
+    );
+    let request = server.request(EncryptionLevel::Off);
+    let client = client_runtime();
     let connect = |svc: &mut Prelogin<Connector>| {
         let request = request.clone();
         client.block_on(async {
@@ -115,9 +79,7 @@ fn main() {
     };
     let policy = Policy::new().without_memory();
 
-    let mut criterion = Criterion::default()
-        .output_directory(&criterion_home())
-        .configure_from_args();
+    let mut criterion = criterion();
     let mut group = criterion.benchmark_group(GROUP);
     group.sample_size(50);
 
@@ -131,31 +93,43 @@ fn main() {
     let meter_provider = SdkMeterProvider::builder()
         .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
         .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("bench")));
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("bench"))),
+    );
     let mut traced = service(
         policy,
         Some(ConnectMetrics::new(&meter_provider.meter("bench"))),
     );
-    {
-        let _guard = tracing::subscriber::set_default(subscriber);
-        group.bench_function("on", |b| b.iter(|| connect(&mut traced)));
-    }
+    group.bench_function("on", |b| {
+        tracing::dispatcher::with_default(&dispatch, || b.iter(|| connect(&mut traced)))
+    });
     group.finish();
     criterion.final_summary();
 
+    // Control: criterion runs `off` then `on`, and this shared machine drifts by more than
+    // the effect; here the two take turns, 300 rounds, so drift hits both alike.
+    let control = common::median_ns(GROUP, "off").map(|_| {
+        common::interleaved(
+            300,
+            [&mut || connect(&mut plain), &mut || {
+                tracing::dispatcher::with_default(&dispatch, || connect(&mut traced))
+            }],
+        )
+    });
+
     let _ = tracer_provider.shutdown();
     let _ = meter_provider.shutdown();
-    server_runtime.block_on(server.shutdown());
-    let _ = std::fs::remove_file(&ca);
+    server.stop(&server_runtime);
 
-    match (median_ns("off"), median_ns("on")) {
-        (Some(off), Some(on)) => println!(
-            "\nconnect median: telemetry off {:.3} ms, on {:.3} ms, ratio on/off {:.4}",
-            off / 1e6,
-            on / 1e6,
+    println!();
+    print_ratio(GROUP, "on", "off", "<= 1.02");
+    if let Some([off, on]) = control {
+        println!(
+            "{GROUP} (interleaved control, 300 rounds): median on {} / off {} = ratio {:.4}",
+            common::human(on),
+            common::human(off),
             on / off
-        ),
-        _ => println!("\nno criterion estimates (test mode or filtered run): no ratio"),
+        );
     }
 }
