@@ -596,8 +596,17 @@ impl ConnectPlan {
         }
     }
 
-    /// Decides on a routing redirect to `host:port`.
-    pub fn redirect(&mut self, history: &[AttemptRecord], host: &str, port: u16) -> Decision {
+    /// Decides on a routing redirect to `host:port`. `remembered` is the
+    /// floor the endpoint memory holds for that node: the node is an endpoint
+    /// of its own, so from the redirect on no attempt of this connect goes
+    /// below it (retries included), as for the first endpoint's floor.
+    pub fn redirect(
+        &mut self,
+        history: &[AttemptRecord],
+        host: &str,
+        port: u16,
+        remembered: Option<EncryptionLevel>,
+    ) -> Decision {
         if history.len() >= self.max_attempts {
             return Decision::Stop {
                 cause: Cause::Routing,
@@ -611,6 +620,10 @@ impl ConnectPlan {
             };
         }
         self.redirects += 1;
+        if let Some(floor) = remembered {
+            self.floor = self.floor.max(floor);
+            self.level = self.level.max(floor);
+        }
         // A redirect in answer to the Strict probe means the probe logged in:
         // it got through, so Strict is the level from now on (design §2.3),
         // and the next failure is not the probe's.
@@ -1023,17 +1036,36 @@ mod tests {
         let mut plan = p.plan(&request(Required));
         let h = vec![failed(Required, Cause::Routing)];
         assert!(matches!(
-            plan.redirect(&h, "a", 1),
+            plan.redirect(&h, "a", 1, None),
             Decision::Redirect { .. }
         ));
         assert!(matches!(
-            plan.redirect(&h, "b", 2),
+            plan.redirect(&h, "b", 2, None),
             Decision::Redirect { .. }
         ));
         assert_eq!(
-            plan.redirect(&h, "c", 3),
+            plan.redirect(&h, "c", 3, None),
             stop(Cause::Routing, StopReason::RedirectLimit)
         );
+    }
+
+    #[test]
+    fn a_redirect_raises_the_floor_to_the_nodes_for_later_retries() {
+        let mut plan = policy().plan(&request(NotSupported));
+        let h = vec![failed(NotSupported, Cause::Routing)];
+        assert!(matches!(
+            plan.redirect(&h, "node", 2, Some(Required)),
+            Decision::Redirect { .. }
+        ));
+        assert_eq!(plan.floor(), Required);
+        let h = vec![
+            failed(NotSupported, Cause::Routing),
+            failed(Required, Cause::TransientReset),
+        ];
+        match plan.next(&h) {
+            Decision::Retry { encryption, .. } => assert_eq!(encryption, Required),
+            other => panic!("expected a retry, got {other:?}"),
+        }
     }
 
     #[test]
@@ -1117,7 +1149,7 @@ mod tests {
         routed.cause = Some(Cause::Routing);
         history.push(routed);
         assert!(matches!(
-            plan.redirect(&history, "node", 11000),
+            plan.redirect(&history, "node", 11000, None),
             Decision::Redirect { .. }
         ));
         assert!(!plan.probing());

@@ -319,7 +319,9 @@ where
 
         let decision = match error.failure() {
             AttemptFailure::Tiberius(tiberius::error::Error::Routing { host, port }) => {
-                plan.redirect(&history, host, *port)
+                let node = EndpointKey::new(host, *port, None);
+                let remembered = policy.get_memory().and_then(|m| m.floor(&node));
+                plan.redirect(&history, host, *port, remembered)
             }
             _ => plan.next(&history),
         };
@@ -372,14 +374,8 @@ where
             Decision::Redirect { host, port } => {
                 redirected_from.push((request.endpoint(), request.encryption()));
                 request.set_address(host, port);
-                // The node is an endpoint of its own: start it at what memory holds for
-                // it, never below the level this connect has already reached.
-                if let Some(floor) = policy
-                    .get_memory()
-                    .and_then(|memory| memory.floor(&request.endpoint()))
-                {
-                    request.set_encryption(request.encryption().max(floor));
-                }
+                // The plan raised its floor to the node's remembered one.
+                request.set_encryption(request.encryption().max(plan.floor()));
             }
             Decision::Stop { cause, reason } => {
                 return Err(ConnectError::new(
