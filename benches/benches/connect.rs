@@ -22,31 +22,15 @@
 
 mod common;
 
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tds_emulator::{EmulatorConfig, EncryptionSetting};
-use tiberius_tower::metrics::ConnectMetrics;
-use tiberius_tower::{Connector, EncryptionLevel, Policy, Prelogin, PreloginLayer};
-use tower::{Service, ServiceBuilder, ServiceExt};
-use tracing_subscriber::layer::SubscriberExt as _;
+use tiberius_tower::{EncryptionLevel, Policy};
 
-use common::{Server, bare_connect, client_runtime, layered, print_ratio, server_runtime};
+use common::telemetry::Telemetry;
+use common::{
+    Server, bare_connect, client_runtime, connect_through, layered, print_ratio, server_runtime,
+};
 
 const GROUP: &str = "connect";
-
-/// A span exporter that drops everything.
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        drop(batch);
-        Ok(())
-    }
-}
 
 fn main() {
     let server_rt = server_runtime();
@@ -57,20 +41,6 @@ fn main() {
     );
     let request = server.request(EncryptionLevel::Off);
     let client = client_runtime();
-
-    let layer_connect = |svc: &mut Prelogin<Connector>| {
-        let request = request.clone();
-        client.block_on(async {
-            let connected = svc
-                .ready()
-                .await
-                .expect("ready")
-                .call(request)
-                .await
-                .expect("clean connect");
-            drop(connected);
-        });
-    };
 
     let mut criterion = common::criterion();
     let mut group = criterion.benchmark_group(GROUP);
@@ -86,27 +56,18 @@ fn main() {
     });
 
     let mut plain = layered(Policy::new());
-    group.bench_function("layer", |b| b.iter(|| layer_connect(&mut plain)));
+    group.bench_function("layer", |b| {
+        b.iter(|| connect_through(&client, &mut plain, &request))
+    });
 
     // Built only now, so the runs above never saw a subscriber exist.
-    let tracer_provider = SdkTracerProvider::builder()
-        .with_batch_exporter(Discard)
-        .build();
-    let meter_provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("bench")));
-    let mut traced = ServiceBuilder::new()
-        .layer(
-            PreloginLayer::new(Policy::new())
-                .metrics(ConnectMetrics::new(&meter_provider.meter("bench"))),
-        )
-        .service(Connector::new());
-    {
-        let _guard = tracing::subscriber::set_default(subscriber);
-        group.bench_function("layer_telemetry", |b| b.iter(|| layer_connect(&mut traced)));
-    }
+    let telemetry = Telemetry::new();
+    let mut traced = telemetry.layered(Policy::new());
+    group.bench_function("layer_telemetry", |b| {
+        tracing::dispatcher::with_default(&telemetry.dispatch, || {
+            b.iter(|| connect_through(&client, &mut traced, &request))
+        })
+    });
     group.finish();
     criterion.final_summary();
 
@@ -120,13 +81,12 @@ fn main() {
                         drop(bare_connect(&request).await.expect("clean connect"));
                     })
                 },
-                &mut || layer_connect(&mut plain),
+                &mut || connect_through(&client, &mut plain, &request),
             ],
         )
     });
 
-    let _ = tracer_provider.shutdown();
-    let _ = meter_provider.shutdown();
+    telemetry.shutdown();
     server.stop(&server_rt);
 
     println!();

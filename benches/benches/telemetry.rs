@@ -21,39 +21,12 @@
 
 mod common;
 
-use common::{Server, client_runtime, criterion, print_ratio, server_runtime};
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use common::telemetry::Telemetry;
+use common::{Server, client_runtime, connect_through, criterion, print_ratio, server_runtime};
 use tds_emulator::{EmulatorConfig, EncryptionSetting};
-use tiberius_tower::metrics::ConnectMetrics;
-use tiberius_tower::{Connector, EncryptionLevel, Policy, Prelogin, PreloginLayer};
-use tower::{Service, ServiceBuilder, ServiceExt};
-use tracing_subscriber::layer::SubscriberExt as _;
+use tiberius_tower::{EncryptionLevel, Policy};
 
 const GROUP: &str = "telemetry";
-
-/// A span exporter that drops everything: the cost measured is the
-/// instrumentation and the SDK, not a network.
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        drop(batch);
-        Ok(())
-    }
-}
-
-fn service(policy: Policy, metrics: Option<ConnectMetrics>) -> Prelogin<Connector> {
-    let layer = match metrics {
-        Some(metrics) => PreloginLayer::new(policy).metrics(metrics),
-        None => PreloginLayer::new(policy).without_metrics(),
-    };
-    ServiceBuilder::new().layer(layer).service(Connector::new())
-}
 
 fn main() {
     let server_runtime = server_runtime();
@@ -64,45 +37,24 @@ fn main() {
     );
     let request = server.request(EncryptionLevel::Off);
     let client = client_runtime();
-    let connect = |svc: &mut Prelogin<Connector>| {
-        let request = request.clone();
-        client.block_on(async {
-            let connected = svc
-                .ready()
-                .await
-                .expect("ready")
-                .call(request)
-                .await
-                .expect("clean connect");
-            drop(connected);
-        });
-    };
     let policy = Policy::new().without_memory();
 
     let mut criterion = criterion();
     let mut group = criterion.benchmark_group(GROUP);
     group.sample_size(50);
 
-    let mut plain = service(policy.clone(), None);
-    group.bench_function("off", |b| b.iter(|| connect(&mut plain)));
+    let mut plain = common::layered(policy.clone());
+    group.bench_function("off", |b| {
+        b.iter(|| connect_through(&client, &mut plain, &request))
+    });
 
     // Built only now, so the `off` run never saw a subscriber exist.
-    let tracer_provider = SdkTracerProvider::builder()
-        .with_batch_exporter(Discard)
-        .build();
-    let meter_provider = SdkMeterProvider::builder()
-        .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
-        .build();
-    let dispatch = tracing::Dispatch::new(
-        tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("bench"))),
-    );
-    let mut traced = service(
-        policy,
-        Some(ConnectMetrics::new(&meter_provider.meter("bench"))),
-    );
+    let telemetry = Telemetry::new();
+    let mut traced = telemetry.layered(policy);
     group.bench_function("on", |b| {
-        tracing::dispatcher::with_default(&dispatch, || b.iter(|| connect(&mut traced)))
+        tracing::dispatcher::with_default(&telemetry.dispatch, || {
+            b.iter(|| connect_through(&client, &mut traced, &request))
+        })
     });
     group.finish();
     criterion.final_summary();
@@ -112,14 +64,18 @@ fn main() {
     let control = common::median_ns(GROUP, "off").map(|_| {
         common::interleaved(
             300,
-            [&mut || connect(&mut plain), &mut || {
-                tracing::dispatcher::with_default(&dispatch, || connect(&mut traced))
-            }],
+            [
+                &mut || connect_through(&client, &mut plain, &request),
+                &mut || {
+                    tracing::dispatcher::with_default(&telemetry.dispatch, || {
+                        connect_through(&client, &mut traced, &request)
+                    })
+                },
+            ],
         )
     });
 
-    let _ = tracer_provider.shutdown();
-    let _ = meter_provider.shutdown();
+    telemetry.shutdown();
     server.stop(&server_runtime);
 
     println!();

@@ -5,6 +5,8 @@
 //! Each bench target compiles this module on its own and uses a subset.
 #![allow(dead_code)]
 
+pub(crate) mod telemetry;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,7 @@ use tiberius_tower::{
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
-use tower::ServiceBuilder;
+use tower::{Service, ServiceBuilder, ServiceExt};
 
 /// The login the emulator accepts by default.
 pub(crate) const USER: &str = "sa";
@@ -98,6 +100,25 @@ pub(crate) fn layered(policy: Policy) -> Prelogin<Connector> {
     ServiceBuilder::new()
         .layer(PreloginLayer::new(policy).without_metrics())
         .service(Connector::new())
+}
+
+/// One clean connect of `request` through `svc` on `client`; the client is
+/// dropped at once (what is measured is the connect).
+pub(crate) fn connect_through(
+    client: &Runtime,
+    svc: &mut Prelogin<Connector>,
+    request: &ConnectRequest,
+) {
+    client.block_on(async {
+        let connected = svc
+            .ready()
+            .await
+            .expect("ready")
+            .call(request.clone())
+            .await
+            .expect("clean connect");
+        drop(connected);
+    });
 }
 
 /// Bare tiberius with the request's own `tiberius::Config` (the same host,

@@ -1,0 +1,73 @@
+//! The "telemetry on" setup the `connect` and `telemetry` benches measure:
+//! `tracing-opentelemetry` into an SDK tracer provider (batch processor, an
+//! exporter that discards), plus the metrics through an SDK meter provider
+//! (periodic reader, in-memory exporter).
+
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use tiberius_tower::metrics::ConnectMetrics;
+use tiberius_tower::{Connector, Policy, Prelogin, PreloginLayer};
+use tower::ServiceBuilder;
+use tracing_subscriber::layer::SubscriberExt as _;
+
+/// A span exporter that drops everything: the cost measured is the
+/// instrumentation and the SDK, not a network.
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        drop(batch);
+        Ok(())
+    }
+}
+
+/// Tracer and meter providers plus the subscriber to run connects under.
+pub(crate) struct Telemetry {
+    tracer_provider: SdkTracerProvider,
+    meter_provider: SdkMeterProvider,
+    /// The subscriber; run the measured code under
+    /// `tracing::dispatcher::with_default(&telemetry.dispatch, ..)`.
+    pub(crate) dispatch: tracing::Dispatch,
+}
+
+impl Telemetry {
+    /// Builds the pipeline. Build it only after the telemetry-off runs, so
+    /// those never saw a subscriber exist.
+    pub(crate) fn new() -> Telemetry {
+        let tracer_provider = SdkTracerProvider::builder()
+            .with_batch_exporter(Discard)
+            .build();
+        let meter_provider = SdkMeterProvider::builder()
+            .with_reader(PeriodicReader::builder(InMemoryMetricExporter::default()).build())
+            .build();
+        let dispatch = tracing::Dispatch::new(
+            tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("bench"))),
+        );
+        Telemetry {
+            tracer_provider,
+            meter_provider,
+            dispatch,
+        }
+    }
+
+    /// The layer over `Connector` with its metrics recorded into this pipeline.
+    pub(crate) fn layered(&self, policy: Policy) -> Prelogin<Connector> {
+        ServiceBuilder::new()
+            .layer(
+                PreloginLayer::new(policy)
+                    .metrics(ConnectMetrics::new(&self.meter_provider.meter("bench"))),
+            )
+            .service(Connector::new())
+    }
+
+    /// Flushes and stops both providers.
+    pub(crate) fn shutdown(self) {
+        let _ = self.tracer_provider.shutdown();
+        let _ = self.meter_provider.shutdown();
+    }
+}
