@@ -203,7 +203,6 @@ where
     let mut redirected_from: Vec<(EndpointKey, EncryptionLevel)> = Vec::new();
     let mut last_error: Option<AttemptError> = None;
     let mut delay = Duration::ZERO;
-    let mut probing = false;
     let mut retries = 0;
     let mut retried = false;
 
@@ -224,6 +223,8 @@ where
 
         let mut record = AttemptRecord::new(request.host(), request.port(), request.encryption());
         record.delay = delay;
+        // The plan knows whether the Strict probe is the attempt about to run.
+        let probing = plan.probing();
         record.strict_probe = probing;
 
         let place = AttemptPlace {
@@ -331,7 +332,6 @@ where
         }
         outcomes.push(decision.as_str());
 
-        probing = false;
         retried = false;
         delay = Duration::ZERO;
         request.set_handshake_timeout(handshake_timeout);
@@ -369,7 +369,6 @@ where
                 request.set_handshake_timeout(
                     handshake_timeout.min(policy.get_strict_probe_timeout()),
                 );
-                probing = true;
             }
             Decision::Redirect { host, port } => {
                 redirected_from.push((request.endpoint(), request.encryption()));
