@@ -379,12 +379,10 @@ impl ConnectRequest {
         config.port(self.port);
         config.encryption(self.encryption.to_tiberius());
         config.handshake_timeout(None);
-        if self.instance.is_none() {
-            // tiberius has no way to unset an instance name the base config got from the
-            // connection string; a routing redirect clears ours. An empty name is the same
-            // PRELOGIN INSTOPT on the wire (a lone NUL) as no name.
-            config.instance_name("");
-        }
+        // The request's field is the one source of the instance name (a routing redirect
+        // clears it). tiberius cannot unset a name its base config got from a connection
+        // string, and an empty name is the same PRELOGIN INSTOPT on the wire (a lone NUL).
+        config.instance_name(self.instance.as_deref().unwrap_or(""));
         config
     }
 
@@ -480,9 +478,7 @@ impl ConnectRequestBuilder {
     /// Named instance (sent in PRELOGIN INSTOPT). This crate does not query
     /// SQL Browser: set the instance's port explicitly.
     pub fn instance(mut self, name: impl Into<String>) -> Self {
-        let name = name.into();
-        self.base.instance_name(&name);
-        self.instance = Some(name);
+        self.instance = Some(name.into());
         self
     }
 
@@ -544,7 +540,7 @@ impl ConnectRequestBuilder {
     }
 
     /// Adjusts the base `tiberius::Config` for settings this builder does not
-    /// mirror (packet size, readonly, client name, ...). Host, port,
+    /// mirror (packet size, readonly, client name, ...). Host, port, instance,
     /// encryption and handshake timeout set here are overridden by the
     /// request's own fields.
     ///
