@@ -307,10 +307,7 @@ impl FromStr for FaultRule {
 
     /// `FAULT@SCHEDULE`, or `FAULT` alone for `always`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (fault, schedule) = match s.split_once('@') {
-            Some((fault, schedule)) => (fault, schedule.parse()?),
-            None => (s, Schedule::Always),
-        };
+        let (fault, schedule) = crate::schedule::split_rule(s)?;
         Ok(FaultRule {
             fault: fault.parse()?,
             schedule,

@@ -127,10 +127,7 @@ impl FromStr for RouteRule {
 
     /// `HOST:PORT@SCHEDULE`, or `HOST:PORT` alone for `always`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (route, schedule) = match s.split_once('@') {
-            Some((route, schedule)) => (route, schedule.parse()?),
-            None => (s, Schedule::Always),
-        };
+        let (route, schedule) = crate::schedule::split_rule(s)?;
         Ok(RouteRule {
             route: route.parse()?,
             schedule,

@@ -69,6 +69,15 @@ pub struct ScheduleParseError {
     reason: &'static str,
 }
 
+/// Splits a rule's text `WHAT@SCHEDULE` into `WHAT` and its schedule; `WHAT` alone means
+/// [`Schedule::Always`]. Shared by the fault and route rules.
+pub(crate) fn split_rule(s: &str) -> Result<(&str, Schedule), ScheduleParseError> {
+    match s.split_once('@') {
+        Some((what, schedule)) => Ok((what, schedule.parse()?)),
+        None => Ok((s, Schedule::Always)),
+    }
+}
+
 impl FromStr for Schedule {
     type Err = ScheduleParseError;
 
