@@ -5,7 +5,7 @@
 //! two transient resets in the TLS handshake) and connects through `PreloginLayer` three times:
 //!
 //! 1. client at `NotSupported`: the server replies ENCRYPT_REQ and resets (the classic 10054):
-//!    span `mssql.connect.attempt` with `mssql.prelogin.cause = encryption_required` and
+//!    span `mssql.connect.attempt` with `mssql.prelogin.cause() = encryption_required` and
 //!    `db.response.status_code = "10054"`, an upgrade, then two `transient_reset` retries;
 //! 2. the same again: the endpoint memory starts at Required (`mssql.memory.applied = true`);
 //! 3. a wrong password: `error.type = login_failed`, `db.response.status_code = "18456"`.
@@ -35,8 +35,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tds_emulator::{Emulator, EmulatorConfig, EncryptionSetting, Fault, Schedule};
-use tiberius_tower::metrics::ConnectMetrics;
-use tiberius_tower::{ConnectRequest, Connector, EncryptionLevel, Policy, PreloginLayer};
+use tiberius_tower::ConnectMetrics;
+use tiberius_tower::{ConnectPolicy, ConnectRequest, Connector, EncryptionLevel, PreloginLayer};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tracing::Level;
 use tracing_subscriber::Layer as _;
@@ -124,7 +124,7 @@ async fn run(meter_provider: &SdkMeterProvider) -> Result<(), Box<dyn Error>> {
     // Without `.metrics(..)` the layer would use `opentelemetry::global::meter("tiberius-tower")`.
     let meter = meter_provider.meter("otlp-example");
     let layer = PreloginLayer::new(
-        Policy::new()
+        ConnectPolicy::new()
             .min_delay(Duration::from_millis(50))
             .max_delay(Duration::from_millis(500)),
     )
@@ -152,7 +152,7 @@ async fn run(meter_provider: &SdkMeterProvider) -> Result<(), Box<dyn Error>> {
                 let causes: Vec<&str> = connected
                     .attempts()
                     .iter()
-                    .map(|a| a.cause.map_or("connected", |c| c.as_str()))
+                    .map(|a| a.cause().map_or("connected", |c| c.as_str()))
                     .collect();
                 tracing::info!(
                     "{label}: connected at {:?} after {:?}",

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use tds_emulator::{Emulator, EmulatorConfig, EncryptionSetting, Fault, Schedule};
 use tiberius_tower::{
-    AttemptRecord, ConnectRequest, Connector, EncryptionLevel, Policy, PreloginLayer,
+    Attempt, ConnectPolicy, ConnectRequest, Connector, EncryptionLevel, PreloginLayer,
 };
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -47,8 +47,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         server.local_addr()
     );
 
-    // Short delays so the demo is quick; the defaults are documented on `Policy`.
-    let policy = Policy::new()
+    // Short delays so the demo is quick; the defaults are documented on `ConnectPolicy`.
+    let policy = ConnectPolicy::new()
         .min_delay(Duration::from_millis(50))
         .max_delay(Duration::from_millis(500));
     let mut connect = ServiceBuilder::new()
@@ -90,24 +90,24 @@ async fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-fn print_attempts(attempts: &[AttemptRecord]) {
+fn print_attempts(attempts: &[Attempt]) {
     for (number, attempt) in attempts.iter().enumerate() {
-        let outcome = match attempt.cause {
+        let outcome = match attempt.cause() {
             Some(cause) => format!("failed: {}", cause.as_str()),
             None => "connected".to_owned(),
         };
         let offered = attempt
-            .offered
-            .map_or_else(|| "-".to_owned(), |b| format!("0x{b:02X}"));
+            .offered()
+            .map_or_else(|| "-".to_owned(), |b| format!("0x{:02X}", b.0));
         let replied = attempt
-            .replied
-            .map_or_else(|| "-".to_owned(), |b| format!("0x{b:02X}"));
+            .replied()
+            .map_or_else(|| "-".to_owned(), |b| format!("0x{:02X}", b.0));
         println!(
             "  attempt {}: encryption {:<12} offered {offered:<4} replied {replied:<4} slept {:>4} ms, took {:>4} ms -> {outcome}",
             number + 1,
-            attempt.encryption.to_string(),
-            attempt.delay.as_millis(),
-            attempt.duration.as_millis(),
+            attempt.encryption().to_string(),
+            attempt.delay().as_millis(),
+            attempt.duration().as_millis(),
         );
     }
 }

@@ -21,7 +21,7 @@
 //! Three runs, each against a fresh emulator with the same seed (the same
 //! fault per connection index):
 //!
-//! - `defaults`: `Policy::new()` as shipped (retry budget 0.2 per connect, 10/s,
+//! - `defaults`: `ConnectPolicy::new()` as shipped (retry budget 0.2 per connect, 10/s,
 //!   at most 100 saved; 4 retries): shows what the budget does to a burst;
 //! - `sized`: budget `RetryBudget::new(0.5, 10, 1000)`, 4 retries. With 30 %
 //!   independent resets a connect needs 0.3/0.7 = 0.43 retries on average,
@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use tds_emulator::{EmulatorConfig, EncryptionSetting, Fault, Schedule};
-use tiberius_tower::{ConnectRequest, EncryptionLevel, Policy, RetryBudget};
+use tiberius_tower::{ConnectPolicy, ConnectRequest, EncryptionLevel, RetryBudget};
 use tower::{Service, ServiceExt};
 
 use common::{
@@ -61,7 +61,7 @@ struct Outcome {
     error: Option<String>,
 }
 
-fn run(name: &str, policy: Policy, cut: u64) {
+fn run(name: &str, policy: ConnectPolicy, cut: u64) {
     let server_rt = server_runtime();
     let server = Server::start(
         &server_rt,
@@ -102,7 +102,7 @@ fn run(name: &str, policy: Policy, cut: u64) {
                         elapsed,
                         causes: attempts
                             .iter()
-                            .filter_map(|a| a.cause.map(|c| c.as_str()))
+                            .filter_map(|a| a.cause().map(|c| c.as_str()))
                             .collect(),
                         error,
                     }
@@ -184,12 +184,12 @@ fn main() {
          (in the login response), p = {P}, seed {SEED:#x}\n"
     );
 
-    run("defaults", Policy::new(), cut);
+    run("defaults", ConnectPolicy::new(), cut);
     // The defaults before they were sized for this burst (tower's 20 % retry ratio, 100 saved
     // retries, 4 retries per connect): kept side by side to show why they changed.
     run(
         "tps_ratio_0.2_4_retries",
-        Policy::new()
+        ConnectPolicy::new()
             .budget(RetryBudget::new(0.2, 10, 100))
             .max_retries(4),
         cut,

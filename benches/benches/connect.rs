@@ -23,7 +23,7 @@
 mod common;
 
 use tds_emulator::{EmulatorConfig, EncryptionSetting};
-use tiberius_tower::{EncryptionLevel, Policy};
+use tiberius_tower::{ConnectPolicy, EncryptionLevel};
 
 use common::telemetry::Telemetry;
 use common::{
@@ -55,14 +55,14 @@ fn main() {
         })
     });
 
-    let mut plain = layered(Policy::new());
+    let mut plain = layered(ConnectPolicy::new());
     group.bench_function("layer", |b| {
         b.iter(|| connect_through(&client, &mut plain, &request))
     });
 
     // Built only now, so the runs above never saw a subscriber exist.
     let telemetry = Telemetry::new();
-    let mut traced = telemetry.layered(Policy::new());
+    let mut traced = telemetry.layered(ConnectPolicy::new());
     group.bench_function("layer_telemetry", |b| {
         tracing::dispatcher::with_default(&telemetry.dispatch, || {
             b.iter(|| connect_through(&client, &mut traced, &request))

@@ -35,7 +35,7 @@ use std::time::Instant;
 
 use tds_emulator::{EmulatorConfig, EncryptionSetting};
 use tiberius_tower::{
-    Cause, ConnectError, ConnectRequest, Connector, EncryptionLevel, Policy, Prelogin,
+    Cause, ConnectError, ConnectPolicy, ConnectRequest, Connector, EncryptionLevel, Prelogin,
 };
 use tokio::runtime::Runtime;
 use tower::{Service, ServiceExt};
@@ -124,8 +124,8 @@ fn main() {
     );
     let unavailable = none.request(EncryptionLevel::Required);
     let ceiling = force.request(EncryptionLevel::NotSupported);
-    let mut svc = layered(Policy::new());
-    let mut capped = layered(Policy::new().ceiling(EncryptionLevel::Off));
+    let mut svc = layered(ConnectPolicy::new());
+    let mut capped = layered(ConnectPolicy::new().ceiling(EncryptionLevel::Off));
 
     let error = layer_fails(
         &client,

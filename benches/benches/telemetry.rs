@@ -24,7 +24,7 @@ mod common;
 use common::telemetry::Telemetry;
 use common::{Server, client_runtime, connect_through, criterion, print_ratio, server_runtime};
 use tds_emulator::{EmulatorConfig, EncryptionSetting};
-use tiberius_tower::{EncryptionLevel, Policy};
+use tiberius_tower::{ConnectPolicy, EncryptionLevel};
 
 const GROUP: &str = "telemetry";
 
@@ -37,7 +37,7 @@ fn main() {
     );
     let request = server.request(EncryptionLevel::Off);
     let client = client_runtime();
-    let policy = Policy::new().without_memory();
+    let policy = ConnectPolicy::new().without_memory();
 
     let mut criterion = criterion();
     let mut group = criterion.benchmark_group(GROUP);

@@ -22,7 +22,7 @@ mod common;
 use criterion::Throughput;
 use futures_util::io::{AsyncRead, AsyncWrite};
 use tds_emulator::{EmulatorConfig, EncryptionSetting};
-use tiberius_tower::{EncryptionLevel, Policy};
+use tiberius_tower::{ConnectPolicy, EncryptionLevel};
 use tower::{Service, ServiceExt};
 
 use common::{Server, bare_connect, client_runtime, human, layered, median_ns, server_runtime};
@@ -60,7 +60,7 @@ fn main() {
     let mut bare = client
         .block_on(bare_connect(&request))
         .expect("bare connect");
-    let mut svc = layered(Policy::new());
+    let mut svc = layered(ConnectPolicy::new());
     let mut observed = client
         .block_on(async { svc.ready().await?.call(request.clone()).await })
         .expect("layered connect")

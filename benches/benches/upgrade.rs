@@ -25,7 +25,7 @@
 mod common;
 
 use tds_emulator::{EmulatorConfig, EncryptionSetting};
-use tiberius_tower::{ConnectRequest, Connector, EncryptionLevel, Policy, Prelogin};
+use tiberius_tower::{ConnectPolicy, ConnectRequest, Connector, EncryptionLevel, Prelogin};
 use tokio::runtime::Runtime;
 use tower::{Service, ServiceExt};
 
@@ -38,7 +38,7 @@ fn connect(
     client: &Runtime,
     svc: &mut Prelogin<Connector>,
     request: &ConnectRequest,
-) -> (usize, Option<EncryptionLevel>) {
+) -> (usize, EncryptionLevel) {
     client.block_on(async {
         let connected = svc
             .ready()
@@ -72,15 +72,15 @@ fn main() {
         attempts: usize,
         level: EncryptionLevel,
     }
-    let case = |id, policy: Policy, request, attempts, level| Case {
+    let case = |id, policy: ConnectPolicy, request, attempts, level| Case {
         id,
         svc: layered(policy),
         request,
         attempts,
         level,
     };
-    let forgetful = || Policy::new().without_memory();
-    // `Policy::new()` has its own endpoint memory; the `*_next` services
+    let forgetful = || ConnectPolicy::new().without_memory();
+    // `ConnectPolicy::new()` has its own endpoint memory; the `*_next` services
     // learn their floor in the check below, before measuring.
     use EncryptionLevel::{NotSupported, Required, Strict};
     let mut cases = [
@@ -100,7 +100,7 @@ fn main() {
         ),
         case(
             "force_next",
-            Policy::new(),
+            ConnectPolicy::new(),
             force.request(NotSupported),
             1,
             Required,
@@ -121,7 +121,7 @@ fn main() {
         ),
         case(
             "strict_next",
-            Policy::new(),
+            ConnectPolicy::new(),
             strict.request(Required),
             1,
             Strict,
@@ -134,7 +134,7 @@ fn main() {
             assert_eq!(attempts, 2, "{}: first connect upgrades", case.id);
         }
         let outcome = connect(&client, &mut case.svc, &case.request);
-        assert_eq!(outcome, (case.attempts, Some(case.level)), "{}", case.id);
+        assert_eq!(outcome, (case.attempts, case.level), "{}", case.id);
     }
 
     let mut criterion = common::criterion();

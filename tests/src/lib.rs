@@ -23,9 +23,9 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tds_emulator::{Emulator, EmulatorConfig, EncryptionSetting, TlsFirstResponse};
-use tiberius_tower::metrics::ConnectMetrics;
+use tiberius_tower::ConnectMetrics;
 use tiberius_tower::{
-    ConnectError, ConnectRequest, Connected, Connector, EncryptionLevel, Policy, Prelogin,
+    ConnectError, ConnectPolicy, ConnectRequest, Connected, Connector, EncryptionLevel, Prelogin,
     PreloginLayer, RetryBudget, TdsClient,
 };
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -102,8 +102,8 @@ pub fn base_config(setting: EncryptionSetting) -> EmulatorConfig {
 }
 
 /// Millisecond backoff, no jitter, no memory, a large private budget.
-pub fn fast_policy() -> Policy {
-    Policy::new()
+pub fn fast_policy() -> ConnectPolicy {
+    ConnectPolicy::new()
         .min_delay(Duration::from_millis(5))
         .max_delay(Duration::from_millis(40))
         .server_transient_min_delay(Duration::from_millis(20))
@@ -180,7 +180,7 @@ impl Pipeline {
     }
 
     /// A connect service recording metrics into this pipeline.
-    pub fn service(&self, policy: Policy) -> Prelogin<Connector> {
+    pub fn service(&self, policy: ConnectPolicy) -> Prelogin<Connector> {
         ServiceBuilder::new()
             .layer(PreloginLayer::new(policy).metrics(self.connect_metrics()))
             .service(Connector::new())

@@ -15,7 +15,6 @@ use prost::Message;
 use tds_emulator::EncryptionSetting;
 use tests::receiver::Receiver;
 use tests::{Server, WALL_CLOCK, base_config, connect, fast_policy};
-use tiberius_tower::attributes as a;
 use tiberius_tower::{Connector, EncryptionLevel, PreloginLayer};
 use tower::ServiceBuilder;
 use tracing_subscriber::layer::SubscriberExt;
@@ -87,24 +86,24 @@ async fn otlp_http_export_carries_the_10054_tagged_attempt() {
 
     let connect_span = spans
         .iter()
-        .find(|s| s.name == a::SPAN_CONNECT)
+        .find(|s| s.name == "mssql.connect")
         .expect("the connect span");
     assert_eq!(connect_span.kind, SpanKind::Client as i32);
     assert_eq!(
-        string_attribute(connect_span, a::DB_SYSTEM_NAME).as_deref(),
+        string_attribute(connect_span, "db.system.name").as_deref(),
         Some("microsoft.sql_server")
     );
     let tagged: Vec<&Span> = spans
         .iter()
-        .filter(|s| string_attribute(s, a::DB_RESPONSE_STATUS_CODE).as_deref() == Some("10054"))
+        .filter(|s| string_attribute(s, "db.response.status_code").as_deref() == Some("10054"))
         .collect();
     assert_eq!(tagged.len(), 1, "{spans:#?}");
     let attempt = tagged[0];
-    assert_eq!(attempt.name, a::SPAN_ATTEMPT);
+    assert_eq!(attempt.name, "mssql.connect.attempt");
     assert_eq!(attempt.parent_span_id, connect_span.span_id);
     assert_eq!(attempt.trace_id, connect_span.trace_id);
     assert_eq!(
-        string_attribute(attempt, a::PRELOGIN_CAUSE).as_deref(),
+        string_attribute(attempt, "mssql.prelogin.cause").as_deref(),
         Some("encryption_required")
     );
     assert_eq!(

@@ -7,7 +7,6 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMe
 use tds_emulator::EncryptionSetting;
 use tests::{Pipeline, Server, base_config, connect, fast_policy, find};
 use tiberius_tower::EncryptionLevel;
-use tiberius_tower::attributes::{self as a, metrics as names};
 
 /// One data point: its attributes and its count (histogram) or value (sum).
 #[derive(Debug)]
@@ -54,12 +53,12 @@ fn points(exports: &[ResourceMetrics], name: &str) -> (String, Vec<Point>) {
 
 fn assert_semconv(point: &Point, port: u16) {
     assert_eq!(
-        point.get(a::DB_SYSTEM_NAME).as_deref(),
+        point.get("db.system.name").as_deref(),
         Some("microsoft.sql_server")
     );
-    assert_eq!(point.get(a::SERVER_ADDRESS).as_deref(), Some("127.0.0.1"));
+    assert_eq!(point.get("server.address").as_deref(), Some("127.0.0.1"));
     assert_eq!(
-        find(&point.attributes, a::SERVER_PORT),
+        find(&point.attributes, "server.port"),
         Some(&opentelemetry::Value::I64(i64::from(port)))
     );
 }
@@ -76,40 +75,46 @@ async fn upgrade_counts_each_attempt_by_cause_and_outcome_and_times_the_connect(
     );
     let exports = pipeline.metrics();
 
-    let (unit, created) = points(&exports, names::CONNECTION_CREATE_TIME);
+    let (unit, created) = points(&exports, "db.client.connection.create_time");
     assert_eq!(unit, "s");
     assert_eq!(created.len(), 1);
     let point = &created[0];
     assert_eq!(point.value, 1, "one connect");
     assert_semconv(point, server.port());
-    assert_eq!(point.get(a::DB_NAMESPACE).as_deref(), Some("master"));
-    assert_eq!(point.get(a::ERROR_TYPE), None, "it connected");
+    assert_eq!(point.get("db.namespace").as_deref(), Some("master"));
+    assert_eq!(point.get("error.type"), None, "it connected");
 
-    let (unit, attempts) = points(&exports, names::CONNECTION_ATTEMPTS);
+    let (unit, attempts) = points(&exports, "mssql.client.connection.attempts");
     assert_eq!(unit, "{attempt}");
     assert_eq!(attempts.len(), 2, "{attempts:#?}");
     let refused = attempts
         .iter()
-        .find(|p| p.get(a::ATTEMPT_OUTCOME).as_deref() == Some("upgrade"))
+        .find(|p| p.get("mssql.attempt.outcome").as_deref() == Some("upgrade"))
         .expect("the refused attempt");
     assert_eq!(refused.value, 1);
     assert_semconv(refused, server.port());
     assert_eq!(
-        refused.get(a::PRELOGIN_CAUSE).as_deref(),
+        refused.get("mssql.prelogin.cause").as_deref(),
         Some("encryption_required")
     );
     assert_eq!(
-        refused.get(a::DB_RESPONSE_STATUS_CODE).as_deref(),
+        refused.get("db.response.status_code").as_deref(),
         Some("10054")
     );
-    assert_eq!(refused.get(a::ENCRYPTION).as_deref(), Some("not_supported"));
+    assert_eq!(
+        refused.get("mssql.encryption").as_deref(),
+        Some("not_supported")
+    );
     let connected = attempts
         .iter()
-        .find(|p| p.get(a::ATTEMPT_OUTCOME).as_deref() == Some("connected"))
+        .find(|p| p.get("mssql.attempt.outcome").as_deref() == Some("connected"))
         .expect("the connected attempt");
     assert_eq!(connected.value, 1);
-    assert_eq!(connected.get(a::PRELOGIN_CAUSE), None);
-    assert_eq!(connected.get(a::ENCRYPTION).as_deref(), Some("required"));
+    assert_eq!(connected.get("mssql.prelogin.cause"), None);
+    assert_eq!(
+        connected.get("mssql.encryption").as_deref(),
+        Some("required")
+    );
     server.stop().await;
 }
 
@@ -123,14 +128,14 @@ async fn strict_probe_counts_the_settled_cause() {
             .await
             .expect("connects"),
     );
-    let (_, attempts) = points(&pipeline.metrics(), names::CONNECTION_ATTEMPTS);
+    let (_, attempts) = points(&pipeline.metrics(), "mssql.client.connection.attempts");
     let probed = attempts
         .iter()
-        .find(|p| p.get(a::ATTEMPT_OUTCOME).as_deref() == Some("probe_strict"))
+        .find(|p| p.get("mssql.attempt.outcome").as_deref() == Some("probe_strict"))
         .expect("the attempt that led to the probe");
     // Counted once the probe got through, so with the cause it settled.
     assert_eq!(
-        probed.get(a::PRELOGIN_CAUSE).as_deref(),
+        probed.get("mssql.prelogin.cause").as_deref(),
         Some("strict_required")
     );
     server.stop().await;
@@ -155,21 +160,24 @@ async fn failed_connect_time_carries_error_type_and_pool_name() {
     assert_eq!(error.cause().as_str(), "login_failed");
 
     let exports = pipeline.metrics();
-    let (_, created) = points(&exports, names::CONNECTION_CREATE_TIME);
+    let (_, created) = points(&exports, "db.client.connection.create_time");
     assert_eq!(created.len(), 1);
     assert_eq!(
-        created[0].get(a::ERROR_TYPE).as_deref(),
+        created[0].get("error.type").as_deref(),
         Some("login_failed")
     );
     assert_eq!(
-        created[0].get(a::DB_CLIENT_CONNECTION_POOL_NAME).as_deref(),
+        created[0].get("db.client.connection.pool.name").as_deref(),
         Some("orders")
     );
-    let (_, attempts) = points(&exports, names::CONNECTION_ATTEMPTS);
+    let (_, attempts) = points(&exports, "mssql.client.connection.attempts");
     assert_eq!(attempts.len(), 1);
-    assert_eq!(attempts[0].get(a::ATTEMPT_OUTCOME).as_deref(), Some("stop"));
     assert_eq!(
-        attempts[0].get(a::DB_RESPONSE_STATUS_CODE).as_deref(),
+        attempts[0].get("mssql.attempt.outcome").as_deref(),
+        Some("stop")
+    );
+    assert_eq!(
+        attempts[0].get("db.response.status_code").as_deref(),
         Some("18456")
     );
     server.stop().await;

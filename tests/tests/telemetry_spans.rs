@@ -8,30 +8,33 @@ use tds_emulator::{AlertFraming, EncryptionSetting, Fault, Schedule};
 use tests::{
     ConnectTrace, Pipeline, Server, attr, base_config, boolean, connect, fast_policy, int, string,
 };
-use tiberius_tower::attributes::{self as a, values};
+use tiberius_tower::Encryption;
 use tiberius_tower::{Cause, EncryptionLevel, EndpointMemory, RetryBudget, StopReason};
 
 /// What every connect span carries, whatever the outcome.
 fn assert_connect_span(trace: &ConnectTrace, port: u16, requested: EncryptionLevel) {
     let span = &trace.connect;
-    assert_eq!(span.name, a::SPAN_CONNECT);
+    assert_eq!(span.name, "mssql.connect");
     assert_eq!(span.span_kind, SpanKind::Client);
     assert_eq!(
         span.parent_span_id,
         opentelemetry::trace::SpanId::INVALID,
         "root"
     );
-    assert_eq!(string(span, a::DB_SYSTEM_NAME), "microsoft.sql_server");
-    assert_eq!(string(span, a::SERVER_ADDRESS), "127.0.0.1");
-    assert_eq!(int(span, a::SERVER_PORT), i64::from(port));
-    assert_eq!(string(span, a::DB_NAMESPACE), "master");
-    assert_eq!(string(span, a::ENCRYPTION_REQUESTED), requested.as_str());
-    assert_eq!(int(span, a::ATTEMPTS), trace.attempts.len() as i64);
+    assert_eq!(string(span, "db.system.name"), "microsoft.sql_server");
+    assert_eq!(string(span, "server.address"), "127.0.0.1");
+    assert_eq!(int(span, "server.port"), i64::from(port));
+    assert_eq!(string(span, "db.namespace"), "master");
+    assert_eq!(
+        string(span, "mssql.encryption.requested"),
+        requested.as_str()
+    );
+    assert_eq!(int(span, "mssql.attempts"), trace.attempts.len() as i64);
     // `otel.*` fields become kind and status, never attributes.
-    assert!(attr(span, a::OTEL_KIND).is_none());
-    assert!(attr(span, a::OTEL_STATUS_CODE).is_none());
+    assert!(attr(span, "otel.kind").is_none());
+    assert!(attr(span, "otel.status_code").is_none());
     for (i, attempt) in trace.attempts.iter().enumerate() {
-        assert_eq!(attempt.name, a::SPAN_ATTEMPT);
+        assert_eq!(attempt.name, "mssql.connect.attempt");
         assert_eq!(attempt.span_kind, SpanKind::Internal);
         assert_eq!(
             attempt.parent_span_id,
@@ -42,37 +45,37 @@ fn assert_connect_span(trace: &ConnectTrace, port: u16, requested: EncryptionLev
             attempt.span_context.trace_id(),
             span.span_context.trace_id()
         );
-        assert_eq!(int(attempt, a::ATTEMPT), i as i64 + 1);
-        assert_eq!(string(attempt, a::SERVER_ADDRESS), "127.0.0.1");
-        assert_eq!(int(attempt, a::SERVER_PORT), i64::from(port));
+        assert_eq!(int(attempt, "mssql.attempt"), i as i64 + 1);
+        assert_eq!(string(attempt, "server.address"), "127.0.0.1");
+        assert_eq!(int(attempt, "server.port"), i64::from(port));
     }
 }
 
 /// A successful attempt: no error attributes, status unset.
 fn assert_attempt_connected(span: &SpanData, level: EncryptionLevel) {
     assert_eq!(span.status, Status::Unset);
-    assert_eq!(string(span, a::ENCRYPTION), level.as_str());
-    assert_eq!(string(span, a::PHASE), "logged_in");
+    assert_eq!(string(span, "mssql.encryption"), level.as_str());
+    assert_eq!(string(span, "mssql.phase"), "logged_in");
     for absent in [
-        a::PRELOGIN_CAUSE,
-        a::ERROR_TYPE,
-        a::DB_RESPONSE_STATUS_CODE,
-        a::DECISION,
+        "mssql.prelogin.cause",
+        "error.type",
+        "db.response.status_code",
+        "mssql.decision",
     ] {
         assert!(attr(span, absent).is_none(), "{absent} on a success");
     }
 }
 
-/// A failed attempt: cause as `mssql.prelogin.cause` and `error.type`, status ERROR.
+/// A failed attempt: cause as `mssql.prelogin.cause()` and `error.type`, status ERROR.
 fn assert_attempt_failed(span: &SpanData, cause: &str, decision: &str) {
     assert!(
         matches!(span.status, Status::Error { .. }),
         "{:?}",
         span.status
     );
-    assert_eq!(string(span, a::PRELOGIN_CAUSE), cause);
-    assert_eq!(string(span, a::ERROR_TYPE), cause);
-    assert_eq!(string(span, a::DECISION), decision);
+    assert_eq!(string(span, "mssql.prelogin.cause"), cause);
+    assert_eq!(string(span, "error.type"), cause);
+    assert_eq!(string(span, "mssql.decision"), decision);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,21 +90,24 @@ async fn clean_connect_is_one_client_span_with_one_internal_attempt() {
         .expect("connects");
     // Offered and replied are filled on success too (MS-TDS 2.2.6.5:
     // client NOT_SUP + server OFF → NOT_SUP).
-    assert_eq!(connected.attempts()[0].offered, Some(0x02));
-    assert_eq!(connected.attempts()[0].replied, Some(0x02));
+    assert_eq!(connected.attempts()[0].offered(), Some(Encryption::NOT_SUP));
+    assert_eq!(connected.attempts()[0].replied(), Some(Encryption::NOT_SUP));
     drop(connected);
 
     let trace = ConnectTrace::find(&pipeline.spans());
     assert_connect_span(&trace, server.port(), EncryptionLevel::NotSupported);
     let connect_span = &trace.connect;
     assert_eq!(connect_span.status, Status::Unset);
-    assert_eq!(string(connect_span, a::ENCRYPTION_FINAL), "not_supported");
-    assert!(!boolean(connect_span, a::MEMORY_APPLIED));
+    assert_eq!(
+        string(connect_span, "mssql.encryption.final"),
+        "not_supported"
+    );
+    assert!(!boolean(connect_span, "mssql.memory.applied"));
     for absent in [
-        a::ERROR_TYPE,
-        a::PRELOGIN_CAUSE,
-        a::DB_RESPONSE_STATUS_CODE,
-        a::STOP_REASON,
+        "error.type",
+        "mssql.prelogin.cause",
+        "db.response.status_code",
+        "mssql.stop_reason",
     ] {
         assert!(
             attr(connect_span, absent).is_none(),
@@ -112,11 +118,11 @@ async fn clean_connect_is_one_client_span_with_one_internal_attempt() {
     assert_eq!(trace.attempts.len(), 1);
     let attempt = &trace.attempts[0];
     assert_attempt_connected(attempt, EncryptionLevel::NotSupported);
-    assert_eq!(int(attempt, a::PRELOGIN_OFFERED), 0x02);
-    assert_eq!(int(attempt, a::PRELOGIN_REPLIED), 0x02);
-    assert_eq!(int(attempt, a::RETRY), 0);
-    assert_eq!(int(attempt, a::BACKOFF_DELAY_MS), 0);
-    assert!(!boolean(attempt, a::STRICT_PROBE));
+    assert_eq!(int(attempt, "mssql.prelogin.offered"), 0x02);
+    assert_eq!(int(attempt, "mssql.prelogin.replied"), 0x02);
+    assert_eq!(int(attempt, "mssql.retry"), 0);
+    assert_eq!(int(attempt, "mssql.backoff.delay_ms"), 0);
+    assert!(!boolean(attempt, "mssql.strict_probe"));
     server.stop().await;
 }
 
@@ -131,36 +137,36 @@ async fn force_encryption_upgrade_tags_10054_and_the_upgrade_then_memory_decides
         .await
         .expect("connects after the upgrade");
     let second = &connected.attempts()[1];
-    assert!(second.offered.is_some() && second.replied.is_some());
+    assert!(second.offered().is_some() && second.replied().is_some());
     drop(connected);
 
     let trace = ConnectTrace::find(&pipeline.take_spans());
     assert_connect_span(&trace, server.port(), EncryptionLevel::NotSupported);
     assert_eq!(trace.connect.status, Status::Unset, "recovered");
     assert_eq!(
-        string(&trace.connect, a::PRELOGIN_CAUSE),
+        string(&trace.connect, "mssql.prelogin.cause"),
         "encryption_required"
     );
-    assert_eq!(string(&trace.connect, a::ENCRYPTION_FINAL), "required");
-    assert!(attr(&trace.connect, a::ERROR_TYPE).is_none());
+    assert_eq!(string(&trace.connect, "mssql.encryption.final"), "required");
+    assert!(attr(&trace.connect, "error.type").is_none());
 
     assert_eq!(trace.attempts.len(), 2);
     let refused = &trace.attempts[0];
     assert_attempt_failed(refused, "encryption_required", "upgrade");
-    assert_eq!(string(refused, a::DB_RESPONSE_STATUS_CODE), "10054");
-    assert_eq!(int(refused, a::PRELOGIN_OFFERED), 0x02, "NOT_SUP");
-    assert_eq!(int(refused, a::PRELOGIN_REPLIED), 0x03, "REQ");
-    assert_eq!(string(refused, a::UPGRADE_FROM), "not_supported");
-    assert_eq!(string(refused, a::UPGRADE_TO), "required");
+    assert_eq!(string(refused, "db.response.status_code"), "10054");
+    assert_eq!(int(refused, "mssql.prelogin.offered"), 0x02, "NOT_SUP");
+    assert_eq!(int(refused, "mssql.prelogin.replied"), 0x03, "REQ");
+    assert_eq!(string(refused, "mssql.upgrade.from"), "not_supported");
+    assert_eq!(string(refused, "mssql.upgrade.to"), "required");
     let upgraded = &trace.attempts[1];
     assert_attempt_connected(upgraded, EncryptionLevel::Required);
-    assert_eq!(int(upgraded, a::RETRY), 0, "an upgrade is not a retry");
+    assert_eq!(int(upgraded, "mssql.retry"), 0, "an upgrade is not a retry");
     assert_eq!(
-        int(upgraded, a::BACKOFF_DELAY_MS),
+        int(upgraded, "mssql.backoff.delay_ms"),
         0,
         "upgrades do not sleep"
     );
-    assert!(attr(upgraded, a::PRELOGIN_OFFERED).is_some());
+    assert!(attr(upgraded, "mssql.prelogin.offered").is_some());
 
     // The next connect starts where the memory says.
     drop(
@@ -169,9 +175,9 @@ async fn force_encryption_upgrade_tags_10054_and_the_upgrade_then_memory_decides
             .expect("connects"),
     );
     let trace = ConnectTrace::find(&pipeline.take_spans());
-    assert!(boolean(&trace.connect, a::MEMORY_APPLIED));
+    assert!(boolean(&trace.connect, "mssql.memory.applied"));
     assert_eq!(trace.attempts.len(), 1);
-    assert_eq!(string(&trace.attempts[0], a::ENCRYPTION), "required");
+    assert_eq!(string(&trace.attempts[0], "mssql.encryption"), "required");
     server.stop().await;
 }
 
@@ -185,28 +191,34 @@ async fn strict_only_server_probe_upgrades_required_client_to_strict() {
     let connected = connect(&mut svc, server.request(EncryptionLevel::Required))
         .await
         .expect("connects through the probe");
-    assert_eq!(connected.attempts()[0].cause, Some(Cause::StrictRequired));
+    assert_eq!(connected.attempts()[0].cause(), Some(Cause::StrictRequired));
     drop(connected);
 
     let trace = ConnectTrace::find(&pipeline.spans());
     assert_connect_span(&trace, server.port(), EncryptionLevel::Required);
     assert_eq!(trace.connect.status, Status::Unset);
-    // The connect span carries the cause the probe settled; the first
-    // attempt's span ended before the probe ran, with what was known then.
-    assert_eq!(string(&trace.connect, a::PRELOGIN_CAUSE), "strict_required");
-    assert_eq!(string(&trace.connect, a::ENCRYPTION_FINAL), "strict");
+    // The first attempt's span stays open until the probe settles its cause:
+    // both spans and the record say the same thing.
+    assert_eq!(
+        string(&trace.connect, "mssql.prelogin.cause"),
+        "strict_required"
+    );
+    assert_eq!(string(&trace.connect, "mssql.encryption.final"), "strict");
 
     assert_eq!(trace.attempts.len(), 2);
     let reset = &trace.attempts[0];
-    assert_attempt_failed(reset, "transient_reset", values::DECISION_PROBE_STRICT);
-    assert_eq!(string(reset, a::DB_RESPONSE_STATUS_CODE), "10054");
-    assert_eq!(string(reset, a::PHASE), "prelogin_sent");
-    assert_eq!(string(reset, a::UPGRADE_FROM), "required");
-    assert_eq!(string(reset, a::UPGRADE_TO), "strict");
-    assert!(attr(reset, a::PRELOGIN_REPLIED).is_none(), "no reply came");
+    assert_attempt_failed(reset, "strict_required", "probe_strict");
+    assert_eq!(string(reset, "db.response.status_code"), "10054");
+    assert_eq!(string(reset, "mssql.phase"), "prelogin_sent");
+    assert_eq!(string(reset, "mssql.upgrade.from"), "required");
+    assert_eq!(string(reset, "mssql.upgrade.to"), "strict");
+    assert!(
+        attr(reset, "mssql.prelogin.replied").is_none(),
+        "no reply came"
+    );
     let probe = &trace.attempts[1];
     assert_attempt_connected(probe, EncryptionLevel::Strict);
-    assert!(boolean(probe, a::STRICT_PROBE));
+    assert!(boolean(probe, "mssql.strict_probe"));
     server.stop().await;
 }
 
@@ -226,24 +238,30 @@ async fn transient_reset_then_success_records_the_retry_and_its_backoff() {
     let connected = connect(&mut svc, server.request(EncryptionLevel::NotSupported))
         .await
         .expect("the retry connects");
-    let slept = connected.attempts()[1].delay;
+    let slept = connected.attempts()[1].delay();
     assert!(!slept.is_zero());
     drop(connected);
 
     let trace = ConnectTrace::find(&pipeline.spans());
     assert_connect_span(&trace, server.port(), EncryptionLevel::NotSupported);
     assert_eq!(trace.connect.status, Status::Unset);
-    assert_eq!(string(&trace.connect, a::PRELOGIN_CAUSE), "transient_reset");
+    assert_eq!(
+        string(&trace.connect, "mssql.prelogin.cause"),
+        "transient_reset"
+    );
 
     let reset = &trace.attempts[0];
     assert_attempt_failed(reset, "transient_reset", "retry");
-    assert_eq!(string(reset, a::DB_RESPONSE_STATUS_CODE), "10054");
-    assert_eq!(string(reset, a::PHASE), "prelogin_sent");
-    assert!(attr(reset, a::UPGRADE_TO).is_none());
+    assert_eq!(string(reset, "db.response.status_code"), "10054");
+    assert_eq!(string(reset, "mssql.phase"), "prelogin_sent");
+    assert!(attr(reset, "mssql.upgrade.to").is_none());
     let retry = &trace.attempts[1];
     assert_attempt_connected(retry, EncryptionLevel::NotSupported);
-    assert_eq!(int(retry, a::RETRY), 1);
-    assert_eq!(int(retry, a::BACKOFF_DELAY_MS), slept.as_millis() as i64);
+    assert_eq!(int(retry, "mssql.retry"), 1);
+    assert_eq!(
+        int(retry, "mssql.backoff.delay_ms"),
+        slept.as_millis() as i64
+    );
     server.stop().await;
 }
 
@@ -270,25 +288,25 @@ async fn deterministic_tls_version_mismatch_stops_with_error_status_and_the_aler
     assert_connect_span(&trace, server.port(), EncryptionLevel::Required);
     let connect_span = &trace.connect;
     assert!(matches!(connect_span.status, Status::Error { .. }));
-    assert_eq!(string(connect_span, a::ERROR_TYPE), "tls_version_mismatch");
+    assert_eq!(string(connect_span, "error.type"), "tls_version_mismatch");
     assert_eq!(
-        string(connect_span, a::PRELOGIN_CAUSE),
+        string(connect_span, "mssql.prelogin.cause"),
         "tls_version_mismatch"
     );
-    assert_eq!(string(connect_span, a::STOP_REASON), "deterministic");
-    assert!(!boolean(connect_span, a::BUDGET_EXHAUSTED));
+    assert_eq!(string(connect_span, "mssql.stop_reason"), "deterministic");
+    assert!(!boolean(connect_span, "mssql.budget.exhausted"));
 
     assert_eq!(trace.attempts.len(), 1);
     let attempt = &trace.attempts[0];
     assert_attempt_failed(attempt, "tls_version_mismatch", "stop");
-    assert_eq!(int(attempt, a::TLS_ALERT), 70);
-    assert_eq!(string(attempt, a::TLS_ALERT_SENDER), "server");
+    assert_eq!(int(attempt, "mssql.tls.alert"), 70);
+    assert_eq!(string(attempt, "mssql.tls.alert.sender"), "server");
     // The status code follows the record: "10054" only for the reset shape.
     let expected = error.attempts()[0]
-        .reset_during_prelogin
-        .then_some(values::STATUS_10054);
+        .reset_during_prelogin()
+        .then_some("10054");
     assert_eq!(
-        attr(attempt, a::DB_RESPONSE_STATUS_CODE).map(|v| v.as_str().into_owned()),
+        attr(attempt, "db.response.status_code").map(|v| v.as_str().into_owned()),
         expected.map(str::to_owned)
     );
     server.stop().await;
@@ -312,13 +330,13 @@ async fn login_failed_carries_the_server_error_number() {
     let trace = ConnectTrace::find(&pipeline.spans());
     assert_connect_span(&trace, server.port(), EncryptionLevel::Required);
     assert!(matches!(trace.connect.status, Status::Error { .. }));
-    assert_eq!(string(&trace.connect, a::ERROR_TYPE), "login_failed");
-    assert_eq!(string(&trace.connect, a::DB_RESPONSE_STATUS_CODE), "18456");
+    assert_eq!(string(&trace.connect, "error.type"), "login_failed");
+    assert_eq!(string(&trace.connect, "db.response.status_code"), "18456");
 
     assert_eq!(trace.attempts.len(), 1);
     let attempt = &trace.attempts[0];
     assert_attempt_failed(attempt, "login_failed", "stop");
-    assert_eq!(string(attempt, a::DB_RESPONSE_STATUS_CODE), "18456");
+    assert_eq!(string(attempt, "db.response.status_code"), "18456");
     server.stop().await;
 }
 
@@ -347,18 +365,21 @@ async fn exhausted_budget_is_tagged_on_the_connect_span() {
     assert_connect_span(&trace, server.port(), EncryptionLevel::NotSupported);
     let connect_span = &trace.connect;
     assert!(matches!(connect_span.status, Status::Error { .. }));
-    assert_eq!(string(connect_span, a::ERROR_TYPE), "transient_reset");
-    assert_eq!(string(connect_span, a::STOP_REASON), "budget_exhausted");
-    assert!(boolean(connect_span, a::BUDGET_EXHAUSTED));
-    assert_eq!(string(connect_span, a::DB_RESPONSE_STATUS_CODE), "10054");
+    assert_eq!(string(connect_span, "error.type"), "transient_reset");
+    assert_eq!(
+        string(connect_span, "mssql.stop_reason"),
+        "budget_exhausted"
+    );
+    assert!(boolean(connect_span, "mssql.budget.exhausted"));
+    assert_eq!(string(connect_span, "db.response.status_code"), "10054");
 
     assert_eq!(trace.attempts.len(), 2);
     assert_attempt_failed(&trace.attempts[0], "transient_reset", "retry");
     assert_attempt_failed(&trace.attempts[1], "transient_reset", "stop");
-    assert_eq!(int(&trace.attempts[1], a::RETRY), 1);
-    assert!(int(&trace.attempts[1], a::BACKOFF_DELAY_MS) > 0);
+    assert_eq!(int(&trace.attempts[1], "mssql.retry"), 1);
+    assert!(int(&trace.attempts[1], "mssql.backoff.delay_ms") > 0);
     for attempt in &trace.attempts {
-        assert_eq!(string(attempt, a::DB_RESPONSE_STATUS_CODE), "10054");
+        assert_eq!(string(attempt, "db.response.status_code"), "10054");
     }
     server.stop().await;
 }

@@ -8,13 +8,11 @@
 pub(crate) mod telemetry;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tds_emulator::{Emulator, EmulatorConfig};
 use tiberius_tower::{
-    ConnectRequest, Connector, EncryptionLevel, ObservedStream, Policy, Prelogin, PreloginLayer,
-    SharedObserver,
+    ConnectPolicy, ConnectRequest, Connector, EncryptionLevel, Prelogin, PreloginLayer,
 };
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
@@ -96,7 +94,7 @@ impl Server {
 /// The layer over `Connector`, metrics off and no subscriber installed:
 /// what is measured is the layer (observer, classification, policy), not
 /// telemetry (the `telemetry` bench measures that).
-pub(crate) fn layered(policy: Policy) -> Prelogin<Connector> {
+pub(crate) fn layered(policy: ConnectPolicy) -> Prelogin<Connector> {
     ServiceBuilder::new()
         .layer(PreloginLayer::new(policy).without_metrics())
         .service(Connector::new())
@@ -135,19 +133,16 @@ pub(crate) async fn bare_connect(request: &ConnectRequest) -> tiberius::Result<B
 /// reply, TLS flights, login response), counted by an observer on a bare
 /// tiberius connect.
 pub(crate) async fn server_bytes_of_clean_connect(request: &ConnectRequest) -> u64 {
-    let tcp = TcpStream::connect((request.host(), request.port()))
-        .await
-        .expect("tcp connect");
-    tcp.set_nodelay(true).expect("nodelay");
-    let observer = Arc::new(SharedObserver::new());
-    let stream = ObservedStream::new(tcp, Arc::clone(&observer)).compat_write();
-    let client = tiberius::Client::connect(request.tiberius_config(), stream)
+    use tower::Service;
+    let observed = Connector::new()
+        .call(request.clone())
         .await
         .expect("clean connect");
     // tiberius reads nothing past the login response before a query.
-    let bytes = observer.observation().server_bytes;
-    drop(client);
-    bytes
+    observed
+        .observation()
+        .map(|observation| observation.server_bytes)
+        .expect("the connector reports what it observed")
 }
 
 /// Where criterion writes its reports (`target/criterion`, or `$CRITERION_HOME`).

@@ -8,8 +8,8 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
-use tiberius_tower::metrics::ConnectMetrics;
-use tiberius_tower::{Connector, Policy, Prelogin, PreloginLayer};
+use tiberius_tower::ConnectMetrics;
+use tiberius_tower::{ConnectPolicy, Connector, Prelogin, PreloginLayer};
 use tower::ServiceBuilder;
 use tracing_subscriber::layer::SubscriberExt as _;
 
@@ -56,7 +56,7 @@ impl Telemetry {
     }
 
     /// The layer over `Connector` with its metrics recorded into this pipeline.
-    pub(crate) fn layered(&self, policy: Policy) -> Prelogin<Connector> {
+    pub(crate) fn layered(&self, policy: ConnectPolicy) -> Prelogin<Connector> {
         ServiceBuilder::new()
             .layer(
                 PreloginLayer::new(policy)

@@ -1,48 +1,10 @@
 //! Why an attempt failed: the vocabulary shared by errors, spans and metrics.
 //!
-//! Every cause has a stable snake_case name ([`Cause::as_str`]); the names are
-//! defined once, as the constants in [`names`], so telemetry and error text can
-//! never drift apart.
+//! Every cause has a stable snake_case name ([`Cause::as_str`]), written once,
+//! in `as_str`, so telemetry and error text can never drift apart. The names
+//! are part of the public contract: dashboards and alerts key on them.
 
 use std::fmt;
-
-/// Stable snake_case names of the causes, defined once.
-///
-/// These are part of the public contract: dashboards and alerts key on them.
-pub mod names {
-    /// See [`Cause::EncryptionRequired`](super::Cause::EncryptionRequired).
-    pub const ENCRYPTION_REQUIRED: &str = "encryption_required";
-    /// See [`Cause::StrictRequired`](super::Cause::StrictRequired).
-    pub const STRICT_REQUIRED: &str = "strict_required";
-    /// See [`Cause::EncryptionUnavailable`](super::Cause::EncryptionUnavailable).
-    pub const ENCRYPTION_UNAVAILABLE: &str = "encryption_unavailable";
-    /// See [`Cause::TlsVersionMismatch`](super::Cause::TlsVersionMismatch).
-    pub const TLS_VERSION_MISMATCH: &str = "tls_version_mismatch";
-    /// See [`Cause::TlsHandshakeRejected`](super::Cause::TlsHandshakeRejected).
-    pub const TLS_HANDSHAKE_REJECTED: &str = "tls_handshake_rejected";
-    /// See [`Cause::CertificateUntrusted`](super::Cause::CertificateUntrusted).
-    pub const CERTIFICATE_UNTRUSTED: &str = "certificate_untrusted";
-    /// See [`Cause::TransientReset`](super::Cause::TransientReset).
-    pub const TRANSIENT_RESET: &str = "transient_reset";
-    /// See [`Cause::Timeout`](super::Cause::Timeout).
-    pub const TIMEOUT: &str = "timeout";
-    /// See [`Cause::ConnectionRefused`](super::Cause::ConnectionRefused).
-    pub const CONNECTION_REFUSED: &str = "connection_refused";
-    /// See [`Cause::ServerTransient`](super::Cause::ServerTransient).
-    pub const SERVER_TRANSIENT: &str = "server_transient";
-    /// See [`Cause::LoginFailed`](super::Cause::LoginFailed).
-    pub const LOGIN_FAILED: &str = "login_failed";
-    /// See [`Cause::ServerError`](super::Cause::ServerError).
-    pub const SERVER_ERROR: &str = "server_error";
-    /// See [`Cause::Routing`](super::Cause::Routing).
-    pub const ROUTING: &str = "routing";
-    /// See [`Cause::ProtocolViolation`](super::Cause::ProtocolViolation).
-    pub const PROTOCOL_VIOLATION: &str = "protocol_violation";
-    /// See [`Cause::BackendPanic`](super::Cause::BackendPanic).
-    pub const BACKEND_PANIC: &str = "backend_panic";
-    /// See [`Cause::Unknown`](super::Cause::Unknown).
-    pub const UNKNOWN: &str = "unknown";
-}
 
 /// The cause of a failed connection attempt, as decided by [`classify`](crate::classify()).
 ///
@@ -58,6 +20,11 @@ pub enum Cause {
     /// The server accepts only TDS 8.0 strict connections. Only assigned after
     /// a Strict probe got through (design §2.3). Response: upgrade to Strict.
     StrictRequired,
+    /// The client is configured for TDS 8.0 strict, but the server does not
+    /// speak it: it stayed silent after the TLS-first ClientHello (SQL Server
+    /// 2019 and older do) while it answered a plaintext PRELOGIN. Response:
+    /// stop; never below the configured level.
+    StrictUnsupported,
     /// The client requires encryption but the server offers none (reply
     /// NOT_SUP or OFF). Response: stop; this library never downgrades.
     EncryptionUnavailable,
@@ -101,9 +68,10 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, in declaration order.
-    pub const ALL: [Cause; 16] = [
+    pub const ALL: [Cause; 17] = [
         Cause::EncryptionRequired,
         Cause::StrictRequired,
+        Cause::StrictUnsupported,
         Cause::EncryptionUnavailable,
         Cause::TlsVersionMismatch,
         Cause::TlsHandshakeRejected,
@@ -123,22 +91,23 @@ impl Cause {
     /// The stable snake_case name used in errors, spans and metrics.
     pub const fn as_str(self) -> &'static str {
         match self {
-            Cause::EncryptionRequired => names::ENCRYPTION_REQUIRED,
-            Cause::StrictRequired => names::STRICT_REQUIRED,
-            Cause::EncryptionUnavailable => names::ENCRYPTION_UNAVAILABLE,
-            Cause::TlsVersionMismatch => names::TLS_VERSION_MISMATCH,
-            Cause::TlsHandshakeRejected => names::TLS_HANDSHAKE_REJECTED,
-            Cause::CertificateUntrusted => names::CERTIFICATE_UNTRUSTED,
-            Cause::TransientReset => names::TRANSIENT_RESET,
-            Cause::Timeout => names::TIMEOUT,
-            Cause::ConnectionRefused => names::CONNECTION_REFUSED,
-            Cause::ServerTransient => names::SERVER_TRANSIENT,
-            Cause::LoginFailed => names::LOGIN_FAILED,
-            Cause::ServerError => names::SERVER_ERROR,
-            Cause::Routing => names::ROUTING,
-            Cause::ProtocolViolation => names::PROTOCOL_VIOLATION,
-            Cause::BackendPanic => names::BACKEND_PANIC,
-            Cause::Unknown => names::UNKNOWN,
+            Cause::EncryptionRequired => "encryption_required",
+            Cause::StrictRequired => "strict_required",
+            Cause::StrictUnsupported => "strict_unsupported",
+            Cause::EncryptionUnavailable => "encryption_unavailable",
+            Cause::TlsVersionMismatch => "tls_version_mismatch",
+            Cause::TlsHandshakeRejected => "tls_handshake_rejected",
+            Cause::CertificateUntrusted => "certificate_untrusted",
+            Cause::TransientReset => "transient_reset",
+            Cause::Timeout => "timeout",
+            Cause::ConnectionRefused => "connection_refused",
+            Cause::ServerTransient => "server_transient",
+            Cause::LoginFailed => "login_failed",
+            Cause::ServerError => "server_error",
+            Cause::Routing => "routing",
+            Cause::ProtocolViolation => "protocol_violation",
+            Cause::BackendPanic => "backend_panic",
+            Cause::Unknown => "unknown",
         }
     }
 

@@ -1,187 +1,13 @@
-//! Errors: one attempt's failure ([`AttemptError`]) and the final outcome of
-//! a logical connect ([`ConnectError`]).
+//! [`ConnectError`]: how a logical connect failed, and what to change.
 
 use std::fmt;
-use std::io;
-use std::time::Duration;
 
-use tds_handshake::{Observation, Phase};
+use tds_handshake::Observation;
 
 use crate::cause::Cause;
-use crate::policy::AttemptRecord;
-use crate::request::EncryptionLevel;
-
-/// What went wrong in one attempt, before classification.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum AttemptFailure {
-    /// DNS resolution or the TCP connect failed.
-    TcpConnect(io::Error),
-    /// DNS resolution plus TCP connect did not finish in time.
-    TcpConnectTimeout(Duration),
-    /// The TDS handshake (PRELOGIN, TLS, LOGIN7) did not finish in time.
-    HandshakeTimeout(Duration),
-    /// tiberius returned an error during the handshake.
-    Tiberius(tiberius::error::Error),
-    /// tiberius panicked during the handshake; the panic was caught. The
-    /// payload is kept only when it is a string.
-    Panic(String),
-}
-
-impl AttemptFailure {
-    /// The tiberius error, if this failure is one.
-    pub fn tiberius_error(&self) -> Option<&tiberius::error::Error> {
-        match self {
-            AttemptFailure::Tiberius(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for AttemptFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AttemptFailure::TcpConnect(e) => write!(f, "TCP connect failed: {e}"),
-            AttemptFailure::TcpConnectTimeout(d) => {
-                write!(f, "TCP connect did not complete within {d:?}")
-            }
-            AttemptFailure::HandshakeTimeout(d) => {
-                write!(f, "TDS handshake did not complete within {d:?}")
-            }
-            AttemptFailure::Tiberius(e) => write!(f, "tiberius: {e}"),
-            AttemptFailure::Panic(msg) => write!(f, "tiberius panicked: {msg}"),
-        }
-    }
-}
-
-impl std::error::Error for AttemptFailure {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            AttemptFailure::TcpConnect(e) => Some(e),
-            AttemptFailure::Tiberius(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-/// Time spent in each part of one attempt.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AttemptTimings {
-    /// DNS + TCP connect (None when it never finished).
-    pub tcp_connect: Option<Duration>,
-    /// The TDS handshake (None when it never started).
-    pub handshake: Option<Duration>,
-}
-
-/// The failure of one attempt by the [`Connector`](crate::Connector): what
-/// failed, what the observer saw on the wire, and how long each part took.
-#[derive(Debug)]
-pub struct AttemptError {
-    failure: AttemptFailure,
-    observation: Option<Observation>,
-    encryption: EncryptionLevel,
-    timings: AttemptTimings,
-}
-
-impl AttemptError {
-    /// Assembles an attempt error (public so custom connectors can produce one).
-    pub fn new(
-        failure: AttemptFailure,
-        observation: Option<Observation>,
-        encryption: EncryptionLevel,
-        timings: AttemptTimings,
-    ) -> Self {
-        AttemptError {
-            failure,
-            observation,
-            encryption,
-            timings,
-        }
-    }
-
-    /// What failed.
-    pub fn failure(&self) -> &AttemptFailure {
-        &self.failure
-    }
-
-    /// What the observer saw; None when TCP never connected.
-    pub fn observation(&self) -> Option<&Observation> {
-        self.observation.as_ref()
-    }
-
-    /// The furthest handshake phase reached; None when TCP never connected.
-    pub fn phase(&self) -> Option<Phase> {
-        self.observation.as_ref().map(|o| o.phase)
-    }
-
-    /// The encryption level this attempt asked tiberius for.
-    pub fn encryption(&self) -> EncryptionLevel {
-        self.encryption
-    }
-
-    /// Time spent in each part of the attempt.
-    pub fn timings(&self) -> AttemptTimings {
-        self.timings
-    }
-
-    /// Splits into failure and observation.
-    pub fn into_parts(self) -> (AttemptFailure, Option<Observation>) {
-        (self.failure, self.observation)
-    }
-}
-
-impl fmt::Display for AttemptError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "connection attempt at encryption {} failed: {}",
-            self.encryption, self.failure
-        )
-    }
-}
-
-impl std::error::Error for AttemptError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.failure)
-    }
-}
-
-/// Why the policy stopped trying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StopReason {
-    /// The cause repeats until a setting changes (certificate, TLS version,
-    /// credentials...): no attempt was spent on it.
-    Deterministic,
-    /// An upgrade was needed but the ceiling forbids it.
-    CeilingReached,
-    /// The retry schedule (max retries) is used up.
-    RetriesExhausted,
-    /// The hard cap on attempts per connect was reached.
-    AttemptsExhausted,
-    /// The next retry would end after the connect's deadline, or the
-    /// deadline passed during an attempt.
-    DeadlineExceeded,
-    /// The retry budget shared by all clones is empty.
-    BudgetExhausted,
-    /// Too many routing redirects.
-    RedirectLimit,
-}
-
-impl StopReason {
-    /// A stable snake_case name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            StopReason::Deterministic => "deterministic",
-            StopReason::CeilingReached => "ceiling_reached",
-            StopReason::RetriesExhausted => "retries_exhausted",
-            StopReason::AttemptsExhausted => "attempts_exhausted",
-            StopReason::DeadlineExceeded => "deadline_exceeded",
-            StopReason::BudgetExhausted => "budget_exhausted",
-            StopReason::RedirectLimit => "redirect_limit",
-        }
-    }
-}
+use crate::connect::{AttemptError, AttemptFailure};
+use crate::level::EncryptionLevel;
+use crate::policy::{Attempt, StopReason};
 
 /// The final failure of a logical connect through [`Prelogin`](crate::Prelogin).
 ///
@@ -193,7 +19,7 @@ impl StopReason {
 pub struct ConnectError {
     cause: Cause,
     stop: StopReason,
-    attempts: Vec<AttemptRecord>,
+    attempts: Vec<Attempt>,
     last: Option<AttemptError>,
     ceiling: EncryptionLevel,
 }
@@ -202,7 +28,7 @@ impl ConnectError {
     pub(crate) fn new(
         cause: Cause,
         stop: StopReason,
-        attempts: Vec<AttemptRecord>,
+        attempts: Vec<Attempt>,
         last: Option<AttemptError>,
         ceiling: EncryptionLevel,
     ) -> Self {
@@ -227,7 +53,7 @@ impl ConnectError {
     }
 
     /// Every attempt, in order.
-    pub fn attempts(&self) -> &[AttemptRecord] {
+    pub fn attempts(&self) -> &[Attempt] {
         &self.attempts
     }
 
@@ -252,11 +78,11 @@ impl ConnectError {
     /// the server reset or closed the connection during the pre-login
     /// handshake (before LOGIN7 was sent).
     pub fn saw_10054_signature(&self) -> bool {
-        self.attempts.iter().any(|a| a.reset_during_prelogin)
+        self.attempts.iter().any(Attempt::reset_during_prelogin)
     }
 
     /// True when retries stopped because the shared retry budget was empty.
-    pub fn budget_exhausted(&self) -> bool {
+    pub(crate) fn budget_exhausted(&self) -> bool {
         self.stop == StopReason::BudgetExhausted
     }
 
@@ -271,7 +97,7 @@ impl ConnectError {
             return format!(
                 "the last attempt failed with {} and the retry budget shared by every clone of \
                  this service is spent, so it was not retried: many connects are failing at \
-                 once; check the server's error log and listener load (Policy::budget sizes \
+                 once; check the server's error log and listener load (ConnectPolicy::budget sizes \
                  the budget for bursts)",
                 self.cause
             );
@@ -281,7 +107,7 @@ impl ConnectError {
         {
             return format!(
                 "the connect's deadline passed before the next step could start (the server \
-                 answered {}, which an upgrade or a redirect follows): raise Policy::deadline, \
+                 answered {}, which an upgrade or a redirect follows): raise ConnectPolicy::deadline, \
                  or lower the per-attempt TCP and handshake timeouts",
                 self.cause
             );
@@ -297,6 +123,12 @@ impl ConnectError {
                  the policy ceiling (now {}) to strict",
                 self.ceiling
             ),
+            Cause::StrictUnsupported => "the client is configured for TDS 8.0 strict \
+                 encryption, but the server does not speak it: it stayed silent after the \
+                 TLS-first ClientHello and answered a plain PRELOGIN. TDS 8.0 needs SQL Server \
+                 2022 or later, or Azure SQL; against this server set Encrypt=mandatory \
+                 (Required); this library never goes below the configured level"
+                .to_owned(),
             Cause::EncryptionUnavailable => "the server does not offer encryption but the client \
                  requires it: enable a certificate on the server (Force Encryption or a \
                  provisioned certificate); this library never downgrades"

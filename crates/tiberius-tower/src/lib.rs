@@ -28,7 +28,7 @@
 //! upgrades to Required and the second attempt logs in.
 //!
 //! ```
-//! use tiberius_tower::{Cause, ConnectRequest, Connector, EncryptionLevel, Policy, PreloginLayer};
+//! use tiberius_tower::{Cause, ConnectPolicy, ConnectRequest, Connector, EncryptionLevel, PreloginLayer};
 //! use tds_emulator::{Emulator, EmulatorConfig, EncryptionSetting};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //!
@@ -39,7 +39,7 @@
 //! server.write_ca_pem(&ca)?;
 //!
 //! let mut connect = ServiceBuilder::new()
-//!     .layer(PreloginLayer::new(Policy::new()))
+//!     .layer(PreloginLayer::new(ConnectPolicy::new()))
 //!     .service(Connector::new());
 //!
 //! let request = ConnectRequest::builder()
@@ -53,8 +53,8 @@
 //! let mut connected = connect.ready().await?.call(request).await?;
 //! let attempts = connected.attempts();
 //! assert_eq!(attempts.len(), 2);
-//! assert_eq!(attempts[0].cause, Some(Cause::EncryptionRequired));
-//! assert_eq!(connected.encryption(), Some(EncryptionLevel::Required));
+//! assert_eq!(attempts[0].cause(), Some(Cause::EncryptionRequired));
+//! assert_eq!(connected.encryption(), EncryptionLevel::Required);
 //!
 //! let row = connected
 //!     .client_mut()
@@ -70,24 +70,28 @@
 //! # }
 //! ```
 //!
-//! # Modules
+//! # How one connect flows
 //!
-//! | module | role |
+//! The folders follow the flow, bytes to effect (`docs/architecture.md`
+//! walks one connect through them):
+//!
+//! | folder | role |
 //! |---|---|
-//! | [`request`] | [`ConnectRequest`]: tiberius config plus the fields the policy reads and rewrites |
-//! | [`stream`] | [`ObservedStream`]: the TCP stream that feeds the handshake observer |
-//! | [`connector`] | [`Connector`]: one observed attempt, as a `tower::Service` |
-//! | [`cause`] | [`Cause`] and its stable names |
-//! | [`classify`] | [`classify`]: observation + error → cause, a pure function |
-//! | [`policy`] | [`Policy`] and [`ConnectPlan`]: pure decisions after each failure |
-//! | [`budget`] | [`RetryBudget`]: retries shared by all clones |
-//! | [`memory`] | [`EndpointMemory`]: per-endpoint encryption floors |
-//! | [`service`] | [`Prelogin`]: drives the policy; [`Connected`] is its response |
-//! | [`layer`] | [`PreloginLayer`] |
-//! | [`future`] | [`future::ResponseFuture`] |
-//! | [`error`] | [`ConnectError`], [`AttemptError`] |
-//! | [`attributes`] | span, attribute and metric names, defined once |
-//! | `metrics` | `ConnectMetrics` (feature `metrics`) |
+//! | `request/` | [`ConnectRequest`]: the user's intent, plus the fields the policy rewrites; ADO.NET connection strings |
+//! | `connect/` | [`Connector`]: one observed attempt, returning [`Observed`] or an [`AttemptError`] |
+//! | `classify/` | [`classify`]: observation + failure → [`Cause`], a pure function |
+//! | `policy/` | [`ConnectPolicy`] and the plan: the one place that decides; [`RetryBudget`], [`EndpointMemory`] |
+//! | `service/` | [`Prelogin`] and [`PreloginLayer`]: carry out the plan's steps |
+//! | `error.rs` | [`ConnectError`]: the cause, the attempts, and what to change |
+//! | `telemetry/` | spans and [`attributes`]; [`ConnectMetrics`] (feature `metrics`) |
+//!
+//! # Layers between the middleware and the connector
+//!
+//! Any tower layer fits there if its service answers a [`ConnectRequest`]
+//! with an [`Observed`] client and its error converts into a [`BoxError`]:
+//! `ServiceBuilder::new().layer(PreloginLayer::new(policy)).timeout(d).service(Connector::new())`
+//! bounds each attempt, and an elapsed timeout is the cause `timeout`,
+//! retried like any other (see [`Prelogin`]).
 //!
 //! # Telemetry
 //!
@@ -104,7 +108,7 @@
 //! handshake. The names are constants in [`attributes`]; `docs/telemetry.md`
 //! documents each one.
 //!
-//! With the `metrics` feature, [`metrics::ConnectMetrics`] records
+//! With the `metrics` feature, `ConnectMetrics` records
 //! `db.client.connection.create_time` and `mssql.client.connection.attempts`
 //! through the `opentelemetry` API.
 //!
@@ -112,34 +116,36 @@
 //! `Debug`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod attributes;
-pub mod budget;
-pub mod cause;
-pub mod classify;
-pub mod connector;
-pub mod error;
-pub mod future;
-pub mod layer;
-pub mod memory;
-#[cfg(feature = "metrics")]
-pub mod metrics;
-pub mod policy;
-pub mod request;
-pub mod service;
-pub mod stream;
+mod cause;
+mod classify;
+mod connect;
+mod endpoint;
+mod error;
+mod level;
+mod policy;
+mod request;
+mod service;
 mod telemetry;
 
-pub use budget::RetryBudget;
 pub use cause::Cause;
-pub use classify::{TransientNumbers, Verdict, classify, verdict};
-pub use connector::{Connector, TdsClient};
-pub use error::{AttemptError, AttemptFailure, AttemptTimings, ConnectError, StopReason};
-pub use layer::PreloginLayer;
-pub use memory::{EndpointKey, EndpointMemory};
-pub use policy::{AttemptRecord, ConnectPlan, Decision, Policy};
-pub use request::{
-    ConnectRequest, ConnectRequestBuilder, EncryptionLevel, RequestError, TrustSetting,
+pub use classify::classify;
+pub use connect::{
+    AttemptError, AttemptFailure, AttemptTimings, BoxError, Connector, Observed, ObservedStream,
+    TdsClient,
 };
-pub use service::{Connected, Prelogin};
-pub use stream::{ObservedStream, SharedObserver};
+pub use endpoint::EndpointKey;
+pub use error::ConnectError;
+pub use level::EncryptionLevel;
+pub use policy::{Attempt, ConnectPolicy, Decision, EndpointMemory, RetryBudget, StopReason};
+pub use request::{ConnectRequest, ConnectRequestBuilder, RequestError, TrustSetting};
+pub use service::{Connected, Prelogin, PreloginLayer};
+pub use telemetry::attributes;
+#[cfg(feature = "metrics")]
+pub use telemetry::metrics::ConnectMetrics;
+
+/// The handshake facts this crate reports, from `tds-handshake`: what the
+/// observer saw ([`Observation`]), how far the handshake got ([`Phase`]), and
+/// PRELOGIN ENCRYPTION values ([`Encryption`]).
+pub use tds_handshake::{Encryption, Observation, Phase};

@@ -29,7 +29,7 @@ async fn driver_panic_on_nonzero_threadid_becomes_backend_panic_and_leaks_nothin
         // A driver bug is not fixed by trying again.
         assert_eq!(error.stop_reason(), StopReason::Deterministic);
         assert_eq!(error.attempts().len(), 1);
-        assert_eq!(error.attempts()[0].cause, Some(Cause::BackendPanic));
+        assert_eq!(error.attempts()[0].cause(), Some(Cause::BackendPanic));
         assert_eq!(faulty.emulator.stats().faults("nonzero_threadid"), round);
         // The panicking future dropped its socket: the emulator sees every connection end.
         assert!(

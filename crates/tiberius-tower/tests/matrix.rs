@@ -398,7 +398,7 @@ async fn run(case: Case) -> Result<(), String> {
 
     let (records, outcome) = match result {
         Ok(mut connected) => {
-            let level = connected.encryption().expect("at least one attempt");
+            let level = connected.encryption();
             if select_one(connected.client_mut()).await != Some(1) {
                 problems.push("SELECT 1 did not return 1".to_owned());
             }
@@ -415,7 +415,7 @@ async fn run(case: Case) -> Result<(), String> {
     if outcome != want.outcome {
         problems.push(format!("outcome {outcome:?}, expected {:?}", want.outcome));
     }
-    let ours: Vec<EncryptionLevel> = records.iter().map(|r| r.encryption).collect();
+    let ours: Vec<EncryptionLevel> = records.iter().map(|r| r.encryption()).collect();
     if ours != want.levels {
         problems.push(format!(
             "attempt levels {ours:?}, expected {:?}",
@@ -436,7 +436,7 @@ async fn run(case: Case) -> Result<(), String> {
                 "emulator saw levels {seen_levels:?}, we recorded {ours:?}"
             ));
         }
-        let probes: Vec<bool> = records.iter().map(|r| r.strict_probe).collect();
+        let probes: Vec<bool> = records.iter().map(|r| r.strict_probe()).collect();
         let check = std::panic::catch_unwind(|| {
             assert_levels_monotonic(&name, case.level, &seen_levels, &probes)
         });

@@ -1,5 +1,5 @@
 //! Gateway routing (tiberius `Error::Routing`, MS-TDS ENVCHANGE type 20) through the layer:
-//! followed to the alternate server, bounded by `Policy::max_redirects`, and never at the
+//! followed to the alternate server, bounded by `ConnectPolicy::max_redirects`, and never at the
 //! expense of the encryption level reached or the certificate trust the user chose.
 
 mod common;
@@ -76,20 +76,20 @@ async fn gateway_redirect_is_followed_to_the_node_and_the_session_works_there() 
     let gateway_port = gateway.emulator.local_addr().port();
     let node_port = node.emulator.local_addr().port();
     assert_eq!(
-        (attempts[0].host.as_str(), attempts[0].port),
+        (attempts[0].host(), attempts[0].port()),
         ("127.0.0.1", gateway_port)
     );
-    assert_eq!(attempts[0].cause, Some(Cause::Routing));
+    assert_eq!(attempts[0].cause(), Some(Cause::Routing));
     assert_eq!(
-        attempts[1].delay,
+        attempts[1].delay(),
         Duration::ZERO,
         "a redirect is not a retry: no backoff"
     );
     assert_eq!(
-        (attempts[1].host.as_str(), attempts[1].port),
+        (attempts[1].host(), attempts[1].port()),
         ("127.0.0.1", node_port)
     );
-    assert_eq!(attempts[1].cause, None);
+    assert_eq!(attempts[1].cause(), None);
 
     let (g, n) = (gateway.emulator.stats(), node.emulator.stats());
     assert_eq!((g.routed, g.logged_in), (1, 0));
@@ -144,9 +144,9 @@ async fn endless_redirects_stop_at_max_redirects_with_cause_routing() {
         let attempts = error.attempts();
         assert_eq!(attempts.len(), expected_attempts, "{attempts:#?}");
         for attempt in attempts {
-            assert_eq!((attempt.host.as_str(), attempt.port), ("127.0.0.1", port));
-            assert_eq!(attempt.cause, Some(Cause::Routing));
-            assert_eq!(attempt.encryption, EncryptionLevel::Required);
+            assert_eq!((attempt.host(), attempt.port()), ("127.0.0.1", port));
+            assert_eq!(attempt.cause(), Some(Cause::Routing));
+            assert_eq!(attempt.encryption(), EncryptionLevel::Required);
         }
         let routed = server.emulator.stats().routed - routed_before;
         assert_eq!(routed, expected_attempts as u64);
@@ -180,7 +180,7 @@ async fn redirect_keeps_the_upgraded_encryption_level_and_the_users_trust() {
     let levels: Vec<_> = connected
         .attempts()
         .iter()
-        .map(|a| (a.port, a.encryption, a.cause))
+        .map(|a| (a.port(), a.encryption(), a.cause()))
         .collect();
     let (gateway_port, node_port) = (
         gateway.emulator.local_addr().port(),
@@ -229,7 +229,7 @@ async fn redirect_keeps_the_upgraded_encryption_level_and_the_users_trust() {
     let causes: Vec<_> = error
         .attempts()
         .iter()
-        .map(|a| (a.port, a.encryption, a.cause))
+        .map(|a| (a.port(), a.encryption(), a.cause()))
         .collect();
     assert_eq!(
         causes,
@@ -275,7 +275,7 @@ async fn redirect_starts_the_node_at_its_remembered_floor() {
     let gateway = gateway_to(EncryptionSetting::Off, &node).await;
     let bundle = ca_bundle(&[&gateway, &node]);
     let memory = EndpointMemory::default();
-    memory.learn(
+    memory.seed(
         EndpointKey::new("127.0.0.1", node.emulator.local_addr().port(), None),
         EncryptionLevel::Required,
     );
@@ -289,7 +289,11 @@ async fn redirect_starts_the_node_at_its_remembered_floor() {
     .expect("connects through the redirect");
     assert_eq!(select_one(connected.client_mut()).await, Some(1));
 
-    let levels: Vec<_> = connected.attempts().iter().map(|a| a.encryption).collect();
+    let levels: Vec<_> = connected
+        .attempts()
+        .iter()
+        .map(|a| a.encryption())
+        .collect();
     assert_eq!(
         levels,
         [EncryptionLevel::NotSupported, EncryptionLevel::Required],
@@ -316,7 +320,7 @@ async fn an_upgrade_at_the_node_is_remembered_for_the_node_not_the_gateway() {
     let gateway = gateway_to(EncryptionSetting::Off, &node).await;
     let bundle = ca_bundle(&[&gateway, &node]);
     let memory = std::sync::Arc::new(EndpointMemory::default());
-    let mut svc = service(fast_policy().shared_memory(std::sync::Arc::clone(&memory)));
+    let mut svc = service(fast_policy().memory(std::sync::Arc::clone(&memory)));
 
     let connected = connect(
         &mut svc,
@@ -324,7 +328,11 @@ async fn an_upgrade_at_the_node_is_remembered_for_the_node_not_the_gateway() {
     )
     .await
     .expect("connects through the redirect");
-    let levels: Vec<_> = connected.attempts().iter().map(|a| a.encryption).collect();
+    let levels: Vec<_> = connected
+        .attempts()
+        .iter()
+        .map(|a| a.encryption())
+        .collect();
     assert_eq!(
         levels,
         [

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use common::{Server, WALL_CLOCK, base_config, connect, fast_policy, select_one, service};
 use futures_util::StreamExt;
-use tds_emulator::{AlertFraming, EncryptionSetting, Fault, Schedule, StallPhase};
+use tds_emulator::{
+    AlertFraming, EncryptionSetting, Fault, Schedule, StallPhase, TlsFirstResponse,
+};
 use tiberius_tower::{
     Cause, ConnectRequest, EncryptionLevel, RetryBudget, StopReason, TrustSetting,
 };
@@ -24,10 +26,10 @@ async fn strict_only_server_reached_by_required_client_in_two_attempts_then_one(
         .expect("connects");
     let attempts = first.attempts();
     assert_eq!(attempts.len(), 2);
-    assert_eq!(attempts[0].cause, Some(Cause::StrictRequired));
-    assert_eq!(attempts[0].encryption, EncryptionLevel::Required);
-    assert!(attempts[1].strict_probe);
-    assert_eq!(first.encryption(), Some(EncryptionLevel::Strict));
+    assert_eq!(attempts[0].cause(), Some(Cause::StrictRequired));
+    assert_eq!(attempts[0].encryption(), EncryptionLevel::Required);
+    assert!(attempts[1].strict_probe());
+    assert_eq!(first.encryption(), EncryptionLevel::Strict);
     assert_eq!(select_one(first.client_mut()).await, Some(1));
 
     // The endpoint memory: the next connect starts at Strict.
@@ -35,7 +37,7 @@ async fn strict_only_server_reached_by_required_client_in_two_attempts_then_one(
         .await
         .expect("connects");
     assert_eq!(second.attempts().len(), 1);
-    assert_eq!(second.encryption(), Some(EncryptionLevel::Strict));
+    assert_eq!(second.encryption(), EncryptionLevel::Strict);
     assert_eq!(
         server.offered_levels(),
         vec![
@@ -61,7 +63,7 @@ async fn strict_only_server_reached_by_required_client_in_two_attempts_then_one(
         error
             .attempts()
             .iter()
-            .all(|a| a.encryption == EncryptionLevel::Required)
+            .all(|a| a.encryption() == EncryptionLevel::Required)
     );
     server.stop().await;
 }
@@ -75,14 +77,14 @@ async fn force_encryption_server_upgrades_notsupported_client_then_remembers() {
         .await
         .expect("connects");
     assert_eq!(first.attempts().len(), 2);
-    assert_eq!(first.attempts()[0].cause, Some(Cause::EncryptionRequired));
-    assert_eq!(first.attempts()[0].delay, Duration::ZERO);
+    assert_eq!(first.attempts()[0].cause(), Some(Cause::EncryptionRequired));
+    assert_eq!(first.attempts()[0].delay(), Duration::ZERO);
     assert_eq!(
-        first.attempts()[1].delay,
+        first.attempts()[1].delay(),
         Duration::ZERO,
         "upgrades do not sleep"
     );
-    assert_eq!(first.encryption(), Some(EncryptionLevel::Required));
+    assert_eq!(first.encryption(), EncryptionLevel::Required);
     assert_eq!(select_one(first.client_mut()).await, Some(1));
 
     // A clone shares the memory.
@@ -91,7 +93,7 @@ async fn force_encryption_server_upgrades_notsupported_client_then_remembers() {
         .await
         .expect("connects");
     assert_eq!(second.attempts().len(), 1);
-    assert_eq!(second.encryption(), Some(EncryptionLevel::Required));
+    assert_eq!(second.encryption(), EncryptionLevel::Required);
     assert_eq!(
         server.offered_levels(),
         vec![
@@ -244,17 +246,23 @@ async fn deterministic_misconfigurations_fail_fast_with_the_right_cause() {
         name: &'static str,
         setting: EncryptionSetting,
         fault: Option<Fault>,
+        /// What a TLS-first ClientHello meets; None: SQL Server's silence.
+        tls_first: Option<TlsFirstResponse>,
         level: EncryptionLevel,
+        ceiling: EncryptionLevel,
         cause: Cause,
         max_attempts: usize,
         advice: &'static str,
     }
+    use EncryptionLevel::Strict;
     let cases = [
         Case {
             name: "server_without_encryption",
             setting: EncryptionSetting::None,
             fault: None,
+            tls_first: None,
             level: EncryptionLevel::Required,
+            ceiling: Strict,
             cause: Cause::EncryptionUnavailable,
             max_attempts: 1,
             advice: "never downgrades",
@@ -266,7 +274,9 @@ async fn deterministic_misconfigurations_fail_fast_with_the_right_cause() {
                 description: 70,
                 framing: AlertFraming::Wrapped,
             }),
+            tls_first: None,
             level: EncryptionLevel::Required,
+            ceiling: Strict,
             cause: Cause::TlsVersionMismatch,
             max_attempts: 1,
             advice: "KB3135244",
@@ -278,7 +288,9 @@ async fn deterministic_misconfigurations_fail_fast_with_the_right_cause() {
                 description: 40,
                 framing: AlertFraming::Wrapped,
             }),
+            tls_first: None,
             level: EncryptionLevel::Required,
+            ceiling: Strict,
             cause: Cause::TlsHandshakeRejected,
             max_attempts: 1,
             advice: "TLS handshake",
@@ -287,16 +299,34 @@ async fn deterministic_misconfigurations_fail_fast_with_the_right_cause() {
             name: "schannel_close_after_client_hello",
             setting: EncryptionSetting::Off,
             fault: Some(Fault::ResetAfterClientHello),
+            tls_first: None,
             level: EncryptionLevel::Required,
+            ceiling: Strict,
             cause: Cause::TlsHandshakeRejected,
             max_attempts: 2,
             advice: "TLS handshake",
         },
         Case {
+            // SQL Server 2019 and older: silence after the ClientHello, while
+            // a plaintext PRELOGIN is answered (issue 11: never a 30 s wait).
             name: "strict_client_legacy_server",
             setting: EncryptionSetting::Off,
             fault: None,
-            level: EncryptionLevel::Strict,
+            tls_first: None,
+            level: Strict,
+            ceiling: Strict,
+            cause: Cause::StrictUnsupported,
+            max_attempts: 1,
+            advice: "SQL Server 2022",
+        },
+        Case {
+            // A server that resets a TLS-first ClientHello at once.
+            name: "strict_client_server_resetting_the_client_hello",
+            setting: EncryptionSetting::Off,
+            fault: None,
+            tls_first: Some(TlsFirstResponse::Reset),
+            level: Strict,
+            ceiling: Strict,
             cause: Cause::TlsHandshakeRejected,
             max_attempts: 2,
             advice: "TDS 8.0",
@@ -305,7 +335,9 @@ async fn deterministic_misconfigurations_fail_fast_with_the_right_cause() {
             name: "force_encryption_with_a_not_supported_ceiling",
             setting: EncryptionSetting::Force,
             fault: None,
+            tls_first: None,
             level: EncryptionLevel::NotSupported,
+            ceiling: EncryptionLevel::NotSupported,
             cause: Cause::EncryptionRequired,
             max_attempts: 1,
             advice: "encrypt=true",
@@ -314,7 +346,9 @@ async fn deterministic_misconfigurations_fail_fast_with_the_right_cause() {
             name: "login_failed",
             setting: EncryptionSetting::Off,
             fault: Some(Fault::LoginError(18456)),
+            tls_first: None,
             level: EncryptionLevel::Required,
+            ceiling: Strict,
             cause: Cause::LoginFailed,
             max_attempts: 1,
             advice: "login failed",
@@ -323,7 +357,9 @@ async fn deterministic_misconfigurations_fail_fast_with_the_right_cause() {
             name: "server_error",
             setting: EncryptionSetting::Off,
             fault: Some(Fault::LoginError(4064)),
+            tls_first: None,
             level: EncryptionLevel::Required,
+            ceiling: Strict,
             cause: Cause::ServerError,
             max_attempts: 1,
             advice: "server",
@@ -334,13 +370,11 @@ async fn deterministic_misconfigurations_fail_fast_with_the_right_cause() {
         if let Some(fault) = case.fault {
             config = config.fault(fault, Schedule::Always);
         }
+        if let Some(response) = case.tls_first {
+            config = config.tls_first_response(response);
+        }
         let server = Server::start(config).await;
-        let ceiling = if case.name.contains("ceiling") {
-            EncryptionLevel::NotSupported
-        } else {
-            EncryptionLevel::Strict
-        };
-        let mut svc = service(fast_policy().ceiling(ceiling));
+        let mut svc = service(fast_policy().ceiling(case.ceiling));
         let started = Instant::now();
         let error = connect(&mut svc, server.request(case.level))
             .await
@@ -395,11 +429,7 @@ async fn budget_stops_a_retry_storm_against_an_always_resetting_server() {
     )
     .await;
     let budget = Arc::new(RetryBudget::fixed(5));
-    let svc = service(
-        fast_policy()
-            .max_retries(3)
-            .shared_budget(Arc::clone(&budget)),
-    );
+    let svc = service(fast_policy().max_retries(3).budget(Arc::clone(&budget)));
     const CONNECTS: usize = 20;
     let errors: Vec<_> = futures_util::stream::iter(0..CONNECTS)
         .map(|_| {
@@ -422,8 +452,15 @@ async fn budget_stops_a_retry_storm_against_an_always_resetting_server() {
         "{attempts} attempts for {CONNECTS} connects"
     );
     assert!(errors.iter().all(|e| e.cause() == Cause::TransientReset));
-    assert!(errors.iter().any(|e| e.budget_exhausted()));
-    for error in errors.iter().filter(|e| e.budget_exhausted()) {
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.stop_reason() == StopReason::BudgetExhausted)
+    );
+    for error in errors
+        .iter()
+        .filter(|e| e.stop_reason() == StopReason::BudgetExhausted)
+    {
         // The message must say why retrying stopped, not claim retries were tried.
         let text = error.to_string();
         assert!(text.contains("retry budget"), "{text}");
@@ -482,13 +519,13 @@ async fn strict_probe_against_a_hanging_legacy_server_is_bounded() {
     let attempts = connected.attempts();
     assert_eq!(attempts.len(), 3);
     assert_eq!(
-        attempts[0].cause,
+        attempts[0].cause(),
         Some(Cause::TransientReset),
         "the probe did not get through"
     );
-    assert!(attempts[1].strict_probe);
-    assert_eq!(attempts[1].cause, Some(Cause::Timeout));
-    assert_eq!(attempts[2].encryption, EncryptionLevel::Required);
+    assert!(attempts[1].strict_probe());
+    assert_eq!(attempts[1].cause(), Some(Cause::Timeout));
+    assert_eq!(attempts[2].encryption(), EncryptionLevel::Required);
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(select_one(connected.client_mut()).await, Some(1));
     server.stop().await;
@@ -510,10 +547,10 @@ async fn server_transient_error_is_retried_then_reported() {
         error
             .attempts()
             .iter()
-            .all(|a| a.server_error == Some(40613))
+            .all(|a| a.server_error() == Some(40613))
     );
     assert!(
-        error.attempts()[1].delay >= Duration::from_millis(20),
+        error.attempts()[1].delay() >= Duration::from_millis(20),
         "server transients wait longer"
     );
     assert!(matches!(
@@ -569,7 +606,7 @@ async fn the_deadline_clips_the_handshake_timeout_and_keeps_the_observation() {
     assert_eq!(error.attempts().len(), 1, "{:#?}", error.attempts());
     let attempt = &error.attempts()[0];
     assert_eq!(
-        attempt.phase,
+        attempt.phase(),
         Some(tds_handshake::Phase::PreloginSent),
         "the observation of the cut attempt is kept"
     );

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tds_emulator::{ClientRecord, Emulator, EmulatorConfig, EncryptionSetting, TlsFirstResponse};
+use tds_emulator::{ClientRecord, Emulator, EmulatorConfig, EncryptionSetting};
 use tiberius_tower::{
-    ConnectRequest, Connected, Connector, EncryptionLevel, Policy, Prelogin, PreloginLayer,
+    ConnectPolicy, ConnectRequest, Connected, Connector, EncryptionLevel, Prelogin, PreloginLayer,
     RetryBudget, TdsClient,
 };
 use tower::{Service, ServiceBuilder, ServiceExt};
@@ -39,8 +39,7 @@ impl Server {
         Server { emulator, ca }
     }
 
-    /// A server with this setting that resets a TLS-first client at once
-    /// (instead of hanging like SQL Server 2019), so Strict probes are cheap.
+    /// A server with this setting and the emulator's realistic defaults.
     pub async fn with_setting(setting: EncryptionSetting) -> Server {
         Server::start(base_config(setting)).await
     }
@@ -71,24 +70,33 @@ impl Server {
     }
 }
 
+/// The emulator with this setting and otherwise SQL Server's behaviour
+/// (a server without TDS 8.0 says nothing to a TLS-first client, as SQL
+/// Server 2019 does). A test that needs a harsher server asks for it itself.
 pub fn base_config(setting: EncryptionSetting) -> EmulatorConfig {
-    EmulatorConfig::new()
-        .encryption(setting)
-        .tls_first_response(TlsFirstResponse::Reset)
+    EmulatorConfig::new().encryption(setting)
 }
 
-/// The rung a client record shows: TLS first is Strict, else the PRELOGIN byte.
+/// The rung a client record shows, read the way MS-TDS 2.2.6.5 defines the
+/// PRELOGIN ENCRYPTION byte: a stream that starts with TLS is Strict; else
+/// 0x02 NOT_SUP, 0x00 OFF, 0x01 ON and 0x03 REQ (both Required), the
+/// CLIENT_CERT bit (0x80) ignored.
 pub fn level_of(client: &ClientRecord) -> Option<EncryptionLevel> {
-    EncryptionLevel::from_offer(
-        client.started_with_tls == Some(true),
-        client.offered_encryption.map(|e| e.0),
-    )
+    if client.started_with_tls == Some(true) {
+        return Some(EncryptionLevel::Strict);
+    }
+    match client.offered_encryption?.0 & 0x7f {
+        0x02 => Some(EncryptionLevel::NotSupported),
+        0x00 => Some(EncryptionLevel::Off),
+        0x01 | 0x03 => Some(EncryptionLevel::Required),
+        _ => None,
+    }
 }
 
 /// A policy with millisecond backoff so the suite is fast; a large private
 /// budget so cases do not interfere.
-pub fn fast_policy() -> Policy {
-    Policy::new()
+pub fn fast_policy() -> ConnectPolicy {
+    ConnectPolicy::new()
         .min_delay(Duration::from_millis(5))
         .max_delay(Duration::from_millis(40))
         .server_transient_min_delay(Duration::from_millis(20))
@@ -98,7 +106,7 @@ pub fn fast_policy() -> Policy {
         .budget(RetryBudget::fixed(1_000))
 }
 
-pub fn service(policy: Policy) -> Prelogin<Connector> {
+pub fn service(policy: ConnectPolicy) -> Prelogin<Connector> {
     ServiceBuilder::new()
         .layer(PreloginLayer::new(policy))
         .service(Connector::new())

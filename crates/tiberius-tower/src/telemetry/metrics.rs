@@ -18,14 +18,14 @@
 //! was built, but before it is used, still gets the data).
 //!
 //! ```
-//! use tiberius_tower::{Connector, Policy, PreloginLayer, metrics::ConnectMetrics};
+//! use tiberius_tower::{ConnectMetrics, ConnectPolicy, Connector, PreloginLayer};
 //! use tower::ServiceBuilder;
 //!
 //! // Any `Meter`: from your SDK's `SdkMeterProvider`, or the global one.
 //! let meter = opentelemetry::global::meter("my-service");
 //! let metrics = ConnectMetrics::new(&meter).pool_name("orders");
 //! let connect = ServiceBuilder::new()
-//!     .layer(PreloginLayer::new(Policy::new()).metrics(metrics))
+//!     .layer(PreloginLayer::new(ConnectPolicy::new()).metrics(metrics))
 //!     .service(Connector::new());
 //! # let _ = connect;
 //! ```
@@ -35,10 +35,13 @@ use std::sync::{Arc, OnceLock};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 
-use crate::attributes::{self as attr, metrics as names, values};
+use std::time::Duration;
+
 use crate::cause::Cause;
-use crate::policy::AttemptRecord;
-use crate::telemetry::{ConnectFacts, response_status_code};
+use crate::policy::Attempt;
+
+use super::ConnectFacts;
+use super::attributes::{self as attr, metrics as names};
 
 /// Bucket bounds of the create-time histogram, in seconds: the semantic
 /// conventions' advice for `db.client.connection.create_time`, from 1 ms
@@ -91,10 +94,7 @@ impl ConnectMetrics {
 
     fn base(&self, host: &str, port: u16) -> Vec<KeyValue> {
         let mut attributes = Vec::with_capacity(8);
-        attributes.push(KeyValue::new(
-            attr::DB_SYSTEM_NAME,
-            values::DB_SYSTEM_SQL_SERVER,
-        ));
+        attributes.push(KeyValue::new(attr::DB_SYSTEM_NAME, "microsoft.sql_server"));
         attributes.push(KeyValue::new(attr::SERVER_ADDRESS, host.to_owned()));
         attributes.push(KeyValue::new(attr::SERVER_PORT, i64::from(port)));
         if let Some(pool) = &self.pool_name {
@@ -106,37 +106,47 @@ impl ConnectMetrics {
         attributes
     }
 
-    /// Counts one attempt; `outcome` is `connected` or the decision's name.
-    pub(crate) fn record_attempt(&self, record: &AttemptRecord, outcome: &'static str) {
-        let mut attributes = self.base(&record.host, record.port);
-        attributes.push(KeyValue::new(attr::ENCRYPTION, record.encryption.as_str()));
+    /// Counts one attempt by cause and outcome: `connected`, or the name of
+    /// the decision the policy took after it.
+    fn record_attempt(&self, record: &Attempt) {
+        let mut attributes = self.base(record.host(), record.port());
+        attributes.push(KeyValue::new(
+            attr::ENCRYPTION,
+            record.encryption().as_str(),
+        ));
+        let outcome = record.decision().map_or("connected", |d| d.as_str());
         attributes.push(KeyValue::new(attr::ATTEMPT_OUTCOME, outcome));
-        if let Some(cause) = record.cause {
+        if let Some(cause) = record.cause() {
             attributes.push(KeyValue::new(attr::PRELOGIN_CAUSE, cause.as_str()));
         }
-        if let Some(code) = response_status_code(record) {
-            attributes.push(KeyValue::new(attr::DB_RESPONSE_STATUS_CODE, code));
+        if let Some(code) = record.response_status_code() {
+            attributes.push(KeyValue::new(
+                attr::DB_RESPONSE_STATUS_CODE,
+                code.to_string(),
+            ));
         }
         self.attempts.add(1, &attributes);
     }
 
     /// Records one logical connect's duration; `failed` is its cause on failure.
-    pub(crate) fn record_connect(&self, connect: &ConnectFacts<'_>, failed: Option<Cause>) {
-        let mut attributes = self.base(connect.host, connect.port);
-        if let Some(database) = connect.database {
-            attributes.push(KeyValue::new(attr::DB_NAMESPACE, database.to_owned()));
+    fn record_connect(&self, connect: &ConnectFacts, elapsed: Duration, failed: Option<Cause>) {
+        let mut attributes = self.base(&connect.host, connect.port);
+        if let Some(database) = &connect.database {
+            attributes.push(KeyValue::new(attr::DB_NAMESPACE, database.clone()));
         }
         if let Some(cause) = failed {
             attributes.push(KeyValue::new(attr::ERROR_TYPE, cause.as_str()));
         }
-        self.create_time
-            .record(connect.elapsed.as_secs_f64(), &attributes);
+        self.create_time.record(elapsed.as_secs_f64(), &attributes);
     }
 }
 
 /// Where a service sends its measurements. Clones share it.
 #[derive(Debug, Clone)]
-pub(crate) enum MetricsSink {
+pub(crate) struct MetricsSink(Sink);
+
+#[derive(Debug, Clone)]
+enum Sink {
     /// The global provider's meter, resolved at first use.
     Global(Arc<OnceLock<ConnectMetrics>>),
     /// Instruments the user gave.
@@ -147,16 +157,47 @@ pub(crate) enum MetricsSink {
 
 impl Default for MetricsSink {
     fn default() -> Self {
-        MetricsSink::Global(Arc::new(OnceLock::new()))
+        MetricsSink(Sink::Global(Arc::new(OnceLock::new())))
     }
 }
 
 impl MetricsSink {
-    pub(crate) fn get(&self) -> Option<&ConnectMetrics> {
-        match self {
-            MetricsSink::Global(cell) => Some(cell.get_or_init(ConnectMetrics::global)),
-            MetricsSink::Explicit(metrics) => Some(metrics),
-            MetricsSink::Off => None,
+    pub(crate) fn explicit(metrics: ConnectMetrics) -> Self {
+        MetricsSink(Sink::Explicit(metrics))
+    }
+
+    pub(crate) fn off() -> Self {
+        MetricsSink(Sink::Off)
+    }
+
+    pub(crate) fn is_on(&self) -> bool {
+        !matches!(self.0, Sink::Off)
+    }
+
+    fn get(&self) -> Option<&ConnectMetrics> {
+        match &self.0 {
+            Sink::Global(cell) => Some(cell.get_or_init(ConnectMetrics::global)),
+            Sink::Explicit(metrics) => Some(metrics),
+            Sink::Off => None,
+        }
+    }
+
+    /// Counts one settled attempt.
+    pub(crate) fn count_attempt(&self, record: &Attempt) {
+        if let Some(metrics) = self.get() {
+            metrics.record_attempt(record);
+        }
+    }
+
+    /// Records a connect's duration; `failed` is its cause on failure.
+    pub(crate) fn measure_connect(
+        &self,
+        facts: &ConnectFacts,
+        elapsed: Duration,
+        failed: Option<Cause>,
+    ) {
+        if let Some(metrics) = self.get() {
+            metrics.record_connect(facts, elapsed, failed);
         }
     }
 }

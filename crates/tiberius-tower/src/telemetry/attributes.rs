@@ -1,5 +1,5 @@
-//! The names telemetry uses, defined once: span names, attribute keys,
-//! metric names and the fixed attribute values.
+//! The names telemetry uses, defined once: span names, attribute keys and
+//! metric names.
 //!
 //! Keys without the `mssql.` prefix are the OpenTelemetry semantic
 //! conventions (database client spans and metrics, `error.type`,
@@ -79,7 +79,8 @@ pub const UPGRADE_TO: &str = "mssql.upgrade.to";
 pub const STOP_REASON: &str = "mssql.stop_reason";
 /// True when the stop was the shared retry budget running dry.
 pub const BUDGET_EXHAUSTED: &str = "mssql.budget.exhausted";
-/// Metric attribute: how an attempt ended ([`values`] `OUTCOME_*`).
+/// Metric attribute: how an attempt ended: `connected`, or the decision taken
+/// after it ([`Decision::as_str`](crate::Decision::as_str)).
 pub const ATTEMPT_OUTCOME: &str = "mssql.attempt.outcome";
 /// Metric attribute: the connection pool's name, when the user gave one.
 pub const DB_CLIENT_CONNECTION_POOL_NAME: &str = "db.client.connection.pool.name";
@@ -97,34 +98,4 @@ pub mod metrics {
     pub const CONNECTION_ATTEMPTS_UNIT: &str = "{attempt}";
     /// Instrumentation scope of the meter taken from the global provider.
     pub const METER_NAME: &str = "tiberius-tower";
-}
-
-/// Fixed attribute values.
-pub mod values {
-    /// [`DB_SYSTEM_NAME`](super::DB_SYSTEM_NAME) for SQL Server.
-    pub const DB_SYSTEM_SQL_SERVER: &str = "microsoft.sql_server";
-    /// [`DB_RESPONSE_STATUS_CODE`](super::DB_RESPONSE_STATUS_CODE) of an
-    /// attempt that died with the pre-login reset signature: SQL Server's
-    /// client error 10054.
-    pub const STATUS_10054: &str = "10054";
-    /// [`OTEL_KIND`](super::OTEL_KIND) of the connect span.
-    pub const KIND_CLIENT: &str = "client";
-    /// [`OTEL_STATUS_CODE`](super::OTEL_STATUS_CODE) on failure.
-    pub const STATUS_ERROR: &str = "ERROR";
-    /// [`TLS_ALERT_SENDER`](super::TLS_ALERT_SENDER): the server sent it.
-    pub const SENDER_SERVER: &str = "server";
-    /// [`TLS_ALERT_SENDER`](super::TLS_ALERT_SENDER): the client sent it.
-    pub const SENDER_CLIENT: &str = "client";
-    /// [`ATTEMPT_OUTCOME`](super::ATTEMPT_OUTCOME): the attempt logged in.
-    pub const OUTCOME_CONNECTED: &str = "connected";
-    /// Outcome and [`DECISION`](super::DECISION): retried after a backoff delay.
-    pub const DECISION_RETRY: &str = "retry";
-    /// Outcome and decision: upgraded the encryption level, at once.
-    pub const DECISION_UPGRADE: &str = "upgrade";
-    /// Outcome and decision: tried Strict once (design §2.3).
-    pub const DECISION_PROBE_STRICT: &str = "probe_strict";
-    /// Outcome and decision: followed a routing redirect.
-    pub const DECISION_REDIRECT: &str = "redirect";
-    /// Outcome and decision: gave up.
-    pub const DECISION_STOP: &str = "stop";
 }

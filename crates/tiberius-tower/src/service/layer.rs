@@ -2,24 +2,25 @@
 
 use tower_layer::Layer;
 
-use crate::policy::Policy;
-use crate::service::Prelogin;
+use crate::policy::ConnectPolicy;
 use crate::telemetry::MetricsSink;
 
-/// A `tower::Layer` that applies [`Prelogin`] with a [`Policy`].
+use super::Prelogin;
+
+/// A `tower::Layer` that applies [`Prelogin`] with a [`ConnectPolicy`].
 ///
 /// Every service the layer builds shares the policy's retry budget and
 /// endpoint memory, and (feature `metrics`) the same instruments.
 #[derive(Debug, Clone, Default)]
 pub struct PreloginLayer {
-    policy: Policy,
+    policy: ConnectPolicy,
     metrics: MetricsSink,
 }
 
 impl PreloginLayer {
     /// A layer with this policy. With the `metrics` feature, it records
     /// through the global meter provider unless told otherwise.
-    pub fn new(policy: Policy) -> Self {
+    pub fn new(policy: ConnectPolicy) -> Self {
         PreloginLayer {
             policy,
             metrics: MetricsSink::default(),
@@ -30,15 +31,15 @@ impl PreloginLayer {
 #[cfg(feature = "metrics")]
 impl PreloginLayer {
     /// Records metrics with these instruments instead of the global meter's.
-    pub fn metrics(mut self, metrics: crate::metrics::ConnectMetrics) -> Self {
-        self.metrics = MetricsSink::Explicit(metrics);
+    pub fn metrics(mut self, metrics: crate::ConnectMetrics) -> Self {
+        self.metrics = MetricsSink::explicit(metrics);
         self
     }
 
     /// Records no metrics (spans are unaffected: they follow the `tracing`
     /// subscriber).
     pub fn without_metrics(mut self) -> Self {
-        self.metrics = MetricsSink::Off;
+        self.metrics = MetricsSink::off();
         self
     }
 }
@@ -47,6 +48,6 @@ impl<S> Layer<S> for PreloginLayer {
     type Service = Prelogin<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Prelogin::new(inner, self.policy.clone()).with_sink(self.metrics.clone())
+        Prelogin::new(inner, self.policy.clone()).with_metrics(self.metrics.clone())
     }
 }

@@ -7,7 +7,9 @@
 //! steady allowance, so a dead server costs about one attempt per connect.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// Default share of first attempts that may be retried: 50 %.
 ///
@@ -16,18 +18,18 @@ use std::time::{Duration, Instant};
 /// 0.43 retries per connect, so tower's `TpsBudget` default of 20 % leaves a
 /// fifth of the connects failing (measured: 77.7 % connected). At 50 % a
 /// dead server still costs at most 1.5 attempts per connect plus the steady
-/// allowance, against 1 + [`DEFAULT_MAX_RETRIES`](crate::policy::DEFAULT_MAX_RETRIES)
+/// allowance, against 1 + the default 6 retries
 /// without a budget.
-pub const DEFAULT_RETRY_RATIO: f32 = 0.5;
+pub(crate) const DEFAULT_RETRY_RATIO: f32 = 0.5;
 
 /// Default steady allowance (retries per second) that refills regardless of
 /// traffic, so a single client retrying now and then is never starved.
-pub const DEFAULT_MIN_RETRIES_PER_SEC: u32 = 10;
+pub(crate) const DEFAULT_MIN_RETRIES_PER_SEC: u32 = 10;
 
 /// Default cap on saved-up retries: 1,000, so the deposits of a burst of a
 /// thousand connects can pay for that burst's retries, while a long quiet
 /// period still cannot bank an unbounded storm.
-pub const DEFAULT_MAX_BALANCE: u32 = 1000;
+pub(crate) const DEFAULT_MAX_BALANCE: u32 = 1000;
 
 // Tokens are counted in thousandths so a 0.2 deposit stays exact.
 const SCALE: i64 = 1000;
@@ -35,6 +37,9 @@ const SCALE: i64 = 1000;
 /// A token bucket of retries: every connect deposits [`ratio`](Self::new),
 /// every retry withdraws one whole token; a steady allowance refills over
 /// time. Share it by wrapping it in an `Arc` (the policy does).
+///
+/// Time is read from tokio's clock, so the refill can be tested on paused
+/// time.
 ///
 /// Upgrades and redirects do not withdraw: they are bounded by the length of
 /// the encryption ladder and by the redirect limit, and each is a different
@@ -92,14 +97,14 @@ impl RetryBudget {
     }
 
     /// Records a first attempt (not a retry).
-    pub fn deposit(&self) {
+    pub(crate) fn deposit(&self) {
         let mut state = self.lock();
         self.refill(&mut state);
         state.balance = (state.balance + self.deposit).min(self.max_balance);
     }
 
     /// Takes one retry if one is available.
-    pub fn withdraw(&self) -> bool {
+    pub(crate) fn withdraw(&self) -> bool {
         let mut state = self.lock();
         self.refill(&mut state);
         if state.balance >= SCALE {
@@ -143,7 +148,9 @@ impl RetryBudget {
 }
 
 impl Default for RetryBudget {
-    /// [`DEFAULT_RETRY_RATIO`], [`DEFAULT_MIN_RETRIES_PER_SEC`], [`DEFAULT_MAX_BALANCE`].
+    /// 0.5 retries deposited per connect, 10 retries per second of steady
+    /// allowance, at most 1,000 saved (the reasons are on the constants in
+    /// the source and in `docs/guide.md`).
     fn default() -> Self {
         RetryBudget::new(
             DEFAULT_RETRY_RATIO,
@@ -193,6 +200,34 @@ mod tests {
         let b = RetryBudget::none();
         b.deposit();
         assert!(!b.withdraw());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_steady_allowance_refills_by_the_millisecond_up_to_the_cap() {
+        let b = RetryBudget::new(0.0, 10, 5);
+        assert_eq!(
+            b.available(),
+            5,
+            "starts with one second of allowance, capped"
+        );
+        for _ in 0..5 {
+            assert!(b.withdraw());
+        }
+        assert!(!b.withdraw());
+        // 10 per second: one retry every 100 ms, none before.
+        tokio::time::advance(Duration::from_millis(99)).await;
+        assert!(!b.withdraw());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(b.withdraw());
+        assert!(!b.withdraw());
+        // Fractions are never lost between frequent calls.
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            let _ = b.available();
+        }
+        assert!(b.withdraw());
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(b.available(), 5, "an hour of quiet banks at most the cap");
     }
 
     #[test]

@@ -8,9 +8,12 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::request::EncryptionLevel;
+use tokio::time::Instant;
+
+use crate::endpoint::EndpointKey;
+use crate::level::EncryptionLevel;
 
 /// Default time an entry is trusted: one hour.
 ///
@@ -18,46 +21,11 @@ use crate::request::EncryptionLevel;
 /// between two connects; an hour saves the extra handshake on every connect
 /// of a busy pool, and after it the configured level is tried again (which
 /// costs one upgrade, not an outage, if nothing changed).
-pub const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
+pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(60 * 60);
 
 /// Default number of endpoints remembered. Enough for any one application;
 /// the bound only guards against a process that connects to endless hosts.
-pub const DEFAULT_CAPACITY: usize = 1024;
-
-/// What the memory is keyed by: host (case-insensitive), port, instance.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EndpointKey {
-    host: String,
-    port: u16,
-    instance: Option<String>,
-}
-
-impl EndpointKey {
-    /// A key; host and instance are compared case-insensitively, as DNS and
-    /// SQL Server instance names are.
-    pub fn new(host: &str, port: u16, instance: Option<&str>) -> Self {
-        EndpointKey {
-            host: host.to_ascii_lowercase(),
-            port,
-            instance: instance.map(str::to_ascii_lowercase),
-        }
-    }
-
-    /// The host, lowercased.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    /// The port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The instance, lowercased.
-    pub fn instance(&self) -> Option<&str> {
-        self.instance.as_deref()
-    }
-}
+pub(crate) const DEFAULT_CAPACITY: usize = 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -67,6 +35,9 @@ struct Entry {
 
 /// Per-endpoint encryption floors, shared by every clone of the service
 /// (the policy holds it in an `Arc`).
+///
+/// Time is read from tokio's clock, so a test on paused time sees entries
+/// expire without sleeping.
 #[derive(Debug)]
 pub struct EndpointMemory {
     ttl: Duration,
@@ -75,7 +46,11 @@ pub struct EndpointMemory {
 }
 
 impl EndpointMemory {
-    /// A memory with the given TTL and capacity (a capacity of 0 remembers nothing).
+    /// A memory with the given TTL and capacity (a capacity of 0 remembers
+    /// nothing). The default is one hour and 1,024 endpoints: a server's
+    /// encryption posture changes with a maintenance window, not between two
+    /// connects, and the bound only guards against a process that connects
+    /// to endless hosts.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         EndpointMemory {
             ttl,
@@ -88,12 +63,6 @@ impl EndpointMemory {
     /// [`learn`](Self::learn), it never lowers an existing, unexpired floor.
     pub fn seed(&self, key: EndpointKey, level: EncryptionLevel) {
         self.learn(key, level);
-    }
-
-    /// Builder form of [`seed`](Self::seed).
-    pub fn seeded(self, key: EndpointKey, level: EncryptionLevel) -> Self {
-        self.seed(key, level);
-        self
     }
 
     /// The remembered floor for `key`, if one is alive.
@@ -111,7 +80,7 @@ impl EndpointMemory {
 
     /// Records that `key` needed at least `level`. Raises the floor or
     /// refreshes its TTL at the same level; never lowers an unexpired one.
-    pub fn learn(&self, key: EndpointKey, level: EncryptionLevel) {
+    pub(crate) fn learn(&self, key: EndpointKey, level: EncryptionLevel) {
         if self.capacity == 0 {
             return;
         }
@@ -174,7 +143,7 @@ impl EndpointMemory {
 }
 
 impl Default for EndpointMemory {
-    /// [`DEFAULT_TTL`] and [`DEFAULT_CAPACITY`].
+    /// One hour, 1,024 endpoints.
     fn default() -> Self {
         EndpointMemory::new(DEFAULT_TTL, DEFAULT_CAPACITY)
     }
@@ -200,25 +169,47 @@ mod tests {
         assert_eq!(m.floor(&key("b")), None);
     }
 
-    #[test]
-    fn expires() {
-        let m = EndpointMemory::new(Duration::from_millis(0), 8);
+    #[tokio::test(start_paused = true)]
+    async fn an_entry_lives_exactly_its_ttl() {
+        let m = EndpointMemory::new(Duration::from_secs(60), 8);
         m.learn(key("a"), Strict);
+        tokio::time::advance(Duration::from_millis(59_999)).await;
+        assert_eq!(m.floor(&key("a")), Some(Strict));
+        tokio::time::advance(Duration::from_millis(1)).await;
         assert_eq!(m.floor(&key("a")), None);
-        assert!(m.is_empty());
+        assert!(m.is_empty(), "an expired entry is dropped when read");
     }
 
-    #[test]
-    fn bounded_evicts_oldest() {
-        let m = EndpointMemory::new(DEFAULT_TTL, 2);
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_floor_can_be_lowered_and_a_live_one_cannot() {
+        let m = EndpointMemory::new(Duration::from_secs(60), 8);
         m.learn(key("a"), Strict);
-        std::thread::sleep(Duration::from_millis(2));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        m.learn(key("a"), Required);
+        assert_eq!(m.floor(&key("a")), Some(Strict));
+        tokio::time::advance(Duration::from_secs(31)).await;
+        m.learn(key("a"), Required);
+        assert_eq!(m.floor(&key("a")), Some(Required));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_drops_expired_entries_first_then_the_oldest() {
+        let m = EndpointMemory::new(Duration::from_secs(60), 2);
+        m.learn(key("a"), Strict);
+        tokio::time::advance(Duration::from_secs(1)).await;
         m.learn(key("b"), Strict);
-        std::thread::sleep(Duration::from_millis(2));
+        tokio::time::advance(Duration::from_secs(1)).await;
         m.learn(key("c"), Strict);
         assert_eq!(m.len(), 2);
-        assert_eq!(m.floor(&key("a")), None);
+        assert_eq!(m.floor(&key("a")), None, "the oldest went");
+        assert_eq!(m.floor(&key("b")), Some(Strict));
         assert_eq!(m.floor(&key("c")), Some(Strict));
+
+        tokio::time::advance(Duration::from_secs(59)).await;
+        // b has expired, c has one second left: d replaces b, not c.
+        m.learn(key("d"), Required);
+        assert_eq!(m.floor(&key("c")), Some(Strict));
+        assert_eq!(m.floor(&key("d")), Some(Required));
     }
 
     #[test]

@@ -5,108 +5,59 @@
 //! tiberius, design §1); tiberius's error decides the rest, using the error
 //! shapes recorded in tds-handshake.md §7.3.
 
-use std::collections::BTreeSet;
+mod text;
+mod transient;
+
 use std::io::ErrorKind;
 
 use tds_handshake::{Direction, Encryption, Observation, ParseStopReason, Phase};
 
 use crate::cause::Cause;
-use crate::error::AttemptFailure;
+use crate::connect::AttemptFailure;
 
-/// Server error numbers retried by default during login.
-///
-/// The union of SqlClient's configurable-retry transient list and EF Core's
-/// `SqlServerTransientExceptionDetector`, restricted to errors that can
-/// arrive in a login response or describe a connection-level condition:
-///
-/// - 4060 cannot open database (often a database still coming online after failover);
-/// - 4221 login to a read-secondary failed during redo catch-up;
-/// - 10053, 10054, 10060, 121, 64, 233: network-level failures that SqlClient
-///   reports with an error number;
-/// - 10928, 10929, 10936: Azure SQL resource governance limits;
-/// - 40143, 40197, 40501, 40540, 40613: Azure SQL reconfiguration / busy;
-/// - 42108, 42109: Azure serverless/pool resuming;
-/// - 49918, 49919, 49920: Azure management throttling.
-///
-/// Left out on purpose: 1205 and 1222 (deadlock/lock timeout) and the
-/// 413xx in-memory OLTP commit failures, which concern statements, not
-/// logins; 20 ("server does not support encryption"), which is the
-/// deterministic [`Cause::EncryptionUnavailable`]; 0, -2 and 997, which are
-/// client-side codes that never appear in a server ERROR token.
-pub const DEFAULT_TRANSIENT_NUMBERS: &[u32] = &[
-    64, 121, 233, 4060, 4221, 10053, 10054, 10060, 10928, 10929, 10936, 40143, 40197, 40501, 40540,
-    40613, 42108, 42109, 49918, 49919, 49920,
-];
-
-/// SQL Server's "Login failed for user" error number.
-pub const LOGIN_FAILED_NUMBER: u32 = 18456;
-
-/// The set of server error numbers classified as [`Cause::ServerTransient`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransientNumbers(BTreeSet<u32>);
-
-impl TransientNumbers {
-    /// The default set, [`DEFAULT_TRANSIENT_NUMBERS`].
-    pub fn new() -> Self {
-        TransientNumbers(DEFAULT_TRANSIENT_NUMBERS.iter().copied().collect())
-    }
-
-    /// An empty set (replace the defaults entirely).
-    pub fn empty() -> Self {
-        TransientNumbers(BTreeSet::new())
-    }
-
-    /// Adds numbers to the set.
-    pub fn with(mut self, numbers: impl IntoIterator<Item = u32>) -> Self {
-        self.0.extend(numbers);
-        self
-    }
-
-    /// Removes numbers from the set.
-    pub fn without(mut self, numbers: impl IntoIterator<Item = u32>) -> Self {
-        for n in numbers {
-            self.0.remove(&n);
-        }
-        self
-    }
-
-    /// True if `number` is transient.
-    pub fn contains(&self, number: u32) -> bool {
-        self.0.contains(&number)
-    }
-}
-
-impl Default for TransientNumbers {
-    fn default() -> Self {
-        TransientNumbers::new()
-    }
-}
+use text::{
+    alert_in_text, error_text, is_certificate_rejection, is_reset_or_eof,
+    is_version_incompatibility, wraps_protocol_error,
+};
+pub(crate) use transient::TransientNumbers;
+use transient::server_cause;
 
 /// The cause and the facts the policy needs beyond it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// The cause.
-    pub cause: Cause,
+    pub(crate) cause: Cause,
     /// The server reset or closed with no byte of reply right after a
     /// plaintext PRELOGIN: a strict-only server or a blip (design §2.3). The
     /// cause is [`Cause::TransientReset`]; the policy may probe Strict.
-    pub strict_probe_candidate: bool,
+    pub(crate) strict_probe_candidate: bool,
+    /// The server stayed silent after a TLS-first ClientHello: a server
+    /// without TDS 8.0 or a stall. The cause is [`Cause::Timeout`]; the
+    /// policy tells the two apart with a plaintext PRELOGIN.
+    pub(crate) silent_after_tls_first: bool,
     /// The server reset or closed before LOGIN7 was sent (the 10054 shape).
-    pub reset_during_prelogin: bool,
+    pub(crate) reset_during_prelogin: bool,
     /// The cause is [`Cause::TlsHandshakeRejected`] read from a close right
     /// after the ClientHello with no alert and no ServerHello. A blip right
     /// after the PRELOGIN reply looks the same from the client, so the
     /// policy confirms it with one more attempt before stopping.
-    pub unconfirmed_rejection: bool,
+    pub(crate) unconfirmed_rejection: bool,
+    /// The server answered with TLS (a ServerHello) or the handshake went
+    /// past TLS: for the Strict probe, "it got through".
+    pub(crate) server_spoke_tls: bool,
 }
 
-/// Classifies a failed attempt with the default transient numbers.
+/// Classifies a failed attempt: what the observer saw on the wire and what
+/// failed, to a [`Cause`]. A pure function; the policy acts on its answer.
+///
+/// Server error numbers are read with the default transient set (the
+/// policy's own set, which a user may extend, decides inside the middleware).
 pub fn classify(observation: &Observation, failure: &AttemptFailure) -> Cause {
     verdict(observation, failure, &TransientNumbers::new()).cause
 }
 
-/// Classifies a failed attempt: the cause plus the strict-probe and 10054 flags.
-pub fn verdict(
+/// Classifies a failed attempt: the cause plus the facts the plan needs.
+pub(crate) fn verdict(
     observation: &Observation,
     failure: &AttemptFailure,
     transient: &TransientNumbers,
@@ -119,14 +70,24 @@ pub fn verdict(
         && observation.client_prelogin.is_some()
         && observation.server_prelogin.is_none()
         && observation.server_bytes == 0;
+    let timed_out = matches!(
+        failure,
+        AttemptFailure::Silent(_) | AttemptFailure::HandshakeTimeout(_)
+    );
     Verdict {
         cause,
         strict_probe_candidate: cause == Cause::TransientReset && no_reply_after_plaintext_prelogin,
+        silent_after_tls_first: cause == Cause::Timeout
+            && timed_out
+            && observation.started_with_tls == Some(true)
+            && observation.server_bytes == 0,
         reset_during_prelogin: closed && before_login && observation.client_bytes > 0,
         unconfirmed_rejection: cause == Cause::TlsHandshakeRejected
             && closed
             && observation.first_alert.is_none()
             && observation.server_hello.is_none(),
+        server_spoke_tls: observation.server_hello.is_some()
+            || observation.phase >= Phase::LoginSent,
     }
 }
 
@@ -143,7 +104,9 @@ fn cause_of(obs: &Observation, failure: &AttemptFailure, transient: &TransientNu
                 _ => Cause::Unknown,
             };
         }
-        AttemptFailure::TcpConnectTimeout(_) => return Cause::Timeout,
+        AttemptFailure::TcpConnectTimeout(_) | AttemptFailure::Silent(_) => return Cause::Timeout,
+        AttemptFailure::Layer(_) if failure.is_layer_timeout() => return Cause::Timeout,
+        AttemptFailure::Layer(_) => return Cause::Unknown,
         AttemptFailure::HandshakeTimeout(_) => None,
         AttemptFailure::Tiberius(e) => Some(e),
     };
@@ -267,17 +230,6 @@ fn cause_of(obs: &Observation, failure: &AttemptFailure, transient: &TransientNu
     }
 }
 
-/// The cause of a server ERROR token with this number.
-pub fn server_cause(number: u32, transient: &TransientNumbers) -> Cause {
-    if number == LOGIN_FAILED_NUMBER {
-        Cause::LoginFailed
-    } else if transient.contains(number) {
-        Cause::ServerTransient
-    } else {
-        Cause::ServerError
-    }
-}
-
 /// The ENCRYPTION byte the client offered in its plaintext PRELOGIN.
 fn offered(obs: &Observation) -> Option<Encryption> {
     obs.client_prelogin.as_ref().and_then(|p| p.encryption)
@@ -310,72 +262,6 @@ fn is_garbage(reason: ParseStopReason) -> bool {
             | ParseStopReason::PreloginInvalid(_)
             | ParseStopReason::HelloInvalid(_)
     )
-}
-
-fn error_text(error: &tiberius::error::Error) -> String {
-    use tiberius::error::Error as TdsError;
-    match error {
-        TdsError::Io { message, .. } => message.clone(),
-        TdsError::Tls(message) => message.clone(),
-        TdsError::Protocol(message) => message.to_string(),
-        other => other.to_string(),
-    }
-}
-
-fn is_reset_or_eof(failure: &AttemptFailure) -> bool {
-    match failure {
-        AttemptFailure::Tiberius(tiberius::error::Error::Io { kind, message }) => {
-            matches!(
-                kind,
-                ErrorKind::ConnectionReset
-                    | ErrorKind::ConnectionAborted
-                    | ErrorKind::UnexpectedEof
-                    | ErrorKind::BrokenPipe
-            ) && !wraps_protocol_error(message)
-        }
-        _ => false,
-    }
-}
-
-/// tiberius reports any error of its packet reader as `BrokenPipe` with the
-/// inner error's text (`Connection::poll_read`), and rustls's corrupt-record
-/// error arrives as `BrokenPipe` too: those are the server's bytes being
-/// wrong, not the connection being closed.
-fn wraps_protocol_error(message: &str) -> bool {
-    message.contains("corrupt message") || message.contains("Protocol error")
-}
-
-fn is_certificate_rejection(message: &str) -> bool {
-    // rustls' renderings of certificate validation failures, plus tiberius's
-    // remediation wrapper ("the server's certificate was rejected").
-    const MARKERS: [&str; 8] = [
-        "invalid peer certificate",
-        "certificate was rejected",
-        "UnknownIssuer",
-        "unknown issuer",
-        "NotValidForName",
-        "BadSignature",
-        "certificate expired",
-        "Expired",
-    ];
-    MARKERS.iter().any(|m| message.contains(m))
-}
-
-fn is_version_incompatibility(message: &str) -> bool {
-    message.contains("ServerDoesNotSupportTls12Or13")
-        || message.contains("peer is incompatible")
-        || message.contains("PeerIncompatible")
-        || message.contains("unsupported protocol version")
-}
-
-/// rustls reports a received alert as "received fatal alert: <Name>".
-fn alert_in_text(message: &str) -> Option<Cause> {
-    let (_, name) = message.split_once("received fatal alert: ")?;
-    let name = name.split(|c: char| !c.is_ascii_alphanumeric()).next()?;
-    Some(match name {
-        "ProtocolVersion" => Cause::TlsVersionMismatch,
-        _ => Cause::TlsHandshakeRejected,
-    })
 }
 
 #[cfg(test)]
@@ -654,7 +540,5 @@ mod tests {
         );
         let replaced = TransientNumbers::empty().with([50001]);
         assert_eq!(server_cause(40613, &replaced), Cause::ServerError);
-        let removed = TransientNumbers::new().without([4060]);
-        assert_eq!(server_cause(4060, &removed), Cause::ServerError);
     }
 }

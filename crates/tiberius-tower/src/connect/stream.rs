@@ -21,30 +21,30 @@ use tokio::net::TcpStream;
 
 /// An observer shared between the stream and whoever reads the observation.
 #[derive(Debug, Default)]
-pub struct SharedObserver {
+pub(crate) struct SharedObserver {
     passive: AtomicBool,
     observer: Mutex<Observer>,
 }
 
 impl SharedObserver {
-    /// A fresh observer.
-    pub fn new() -> Self {
-        SharedObserver::default()
-    }
-
     /// A copy of the observation so far.
-    pub fn observation(&self) -> Observation {
+    pub(crate) fn observation(&self) -> Observation {
         *self.lock().observation()
     }
 
     /// Tells the observer the login succeeded, and stops feeding it.
-    pub fn mark_logged_in(&self) {
+    pub(crate) fn mark_logged_in(&self) {
         self.lock().mark_logged_in();
         self.passive.store(true, Ordering::Release);
     }
 
+    /// Bytes the server has sent so far.
+    pub(crate) fn server_bytes(&self) -> u64 {
+        self.lock().observation().server_bytes
+    }
+
     /// True once feeding stopped.
-    pub fn is_passive(&self) -> bool {
+    fn is_passive(&self) -> bool {
         self.passive.load(Ordering::Acquire)
     }
 
@@ -73,10 +73,9 @@ impl SharedObserver {
     }
 }
 
-/// A TCP stream that feeds the bytes it moves to a [`SharedObserver`].
-///
-/// tiberius wants `futures` I/O traits; bridge with
-/// `tokio_util::compat::TokioAsyncWriteCompatExt::compat_write`.
+/// The TCP stream under a [`TdsClient`](crate::TdsClient): it showed every
+/// handshake byte to the observer, and after login it only passes bytes on
+/// (one atomic load per poll).
 #[derive(Debug)]
 pub struct ObservedStream {
     inner: TcpStream,
@@ -85,13 +84,8 @@ pub struct ObservedStream {
 
 impl ObservedStream {
     /// Wraps `inner`; bytes are reported to `observer`.
-    pub fn new(inner: TcpStream, observer: Arc<SharedObserver>) -> Self {
+    pub(crate) fn new(inner: TcpStream, observer: Arc<SharedObserver>) -> Self {
         ObservedStream { inner, observer }
-    }
-
-    /// The observer this stream feeds.
-    pub fn observer(&self) -> &Arc<SharedObserver> {
-        &self.observer
     }
 
     /// The underlying TCP stream.

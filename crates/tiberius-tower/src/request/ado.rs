@@ -1,0 +1,349 @@
+//! ADO.NET connection strings, read with tiberius's grammar.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::level::EncryptionLevel;
+
+use super::TrustSetting;
+
+/// Errors building a [`ConnectRequest`](crate::ConnectRequest) from a
+/// connection string. Messages name the key, never the value, so a password
+/// cannot leak through them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// tiberius rejected the connection string.
+    #[error("invalid connection string: {0}")]
+    Tiberius(#[source] tiberius::error::Error),
+    /// A value this crate reads itself is invalid (the message names the key).
+    #[error("invalid connection string: {0}")]
+    Invalid(&'static str),
+}
+
+/// What a connection string says, split into the request's fields.
+pub(super) struct Parsed {
+    pub(super) base: tiberius::Config,
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) instance: Option<String>,
+    pub(super) database: Option<String>,
+    pub(super) encryption: EncryptionLevel,
+    pub(super) trust: TrustSetting,
+}
+
+/// Parses `s` (see [`ConnectRequest::from_ado_string`](crate::ConnectRequest::from_ado_string)).
+pub(super) fn parse(s: &str) -> Result<Parsed, RequestError> {
+    let base = tiberius::Config::from_ado_string(s).map_err(RequestError::Tiberius)?;
+    let pairs = parse_ado_pairs(s);
+    // The keys tiberius reads, in its order of preference.
+    let get = |keys: &[&str]| keys.iter().find_map(|k| pairs.get(*k)).map(String::as_str);
+
+    // tiberius would connect to localhost: a connection string that names
+    // no server is a mistake to report, not a default to guess.
+    let server = get(&["server", "data source"])
+        .map(str::trim)
+        .filter(|server| !server.is_empty())
+        .ok_or(RequestError::Invalid(
+            "server: no `Server` (or `Data Source`) is set",
+        ))?;
+    let server = server.strip_prefix("tcp:").unwrap_or(server);
+    let explicit_port = server.split(',').nth(1).is_some();
+
+    // `get_addr` is public and already applies tiberius's defaults
+    // (`.` and `(local)` mean localhost); the port is after the last colon
+    // even for an IPv6 literal.
+    let addr = base.get_addr();
+    let (host, port) = addr
+        .rsplit_once(':')
+        .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p)))
+        .ok_or(RequestError::Invalid("server: the port is not a number"))?;
+    // `[::1]` is how connection strings quote an IPv6 literal; the socket
+    // address wants it bare.
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .to_owned();
+    if host.is_empty() {
+        return Err(RequestError::Invalid("server: the host name is empty"));
+    }
+
+    let named = server.split(',').next().and_then(|h| h.split_once('\\'));
+    let instance = named
+        .map(|(_, name)| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    if named.is_some() && !explicit_port {
+        // tiberius would connect to 1434, SQL Browser's UDP port, and
+        // every attempt would be refused and retried until the deadline.
+        return Err(RequestError::Invalid(
+            "server: a named instance needs its TCP port (`host\\instance,port`); \
+             SQL Browser is not queried",
+        ));
+    }
+
+    // The values tiberius accepts (it has already rejected the others).
+    let encryption = match get(&["encrypt"]).map(str::trim) {
+        None => EncryptionLevel::Required,
+        Some("DANGER_PLAINTEXT") => EncryptionLevel::NotSupported,
+        Some(v) => match v.to_ascii_lowercase().as_str() {
+            "true" | "yes" => EncryptionLevel::Required,
+            "false" | "no" => EncryptionLevel::Off,
+            "strict" => EncryptionLevel::Strict,
+            _ => {
+                return Err(RequestError::Invalid(
+                    "encrypt: expected true, false, yes, no, strict or DANGER_PLAINTEXT",
+                ));
+            }
+        },
+    };
+
+    let trust_all = matches!(
+        get(&["trustservercertificate"]).map(|v| v.trim().to_ascii_lowercase()),
+        Some(ref v) if v == "true" || v == "yes"
+    );
+    let trust = match (trust_all, get(&["trustservercertificateca"])) {
+        (true, _) => TrustSetting::TrustAll,
+        // Verbatim, as tiberius reads it.
+        (false, Some(path)) => TrustSetting::CaFile(PathBuf::from(path)),
+        (false, None) => TrustSetting::SystemRoots,
+    };
+
+    let database = get(&["database", "initial catalog", "databasename"])
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty());
+
+    Ok(Parsed {
+        base,
+        host,
+        port,
+        instance,
+        database,
+        encryption,
+        trust,
+    })
+}
+
+/// Splits an ADO.NET connection string into lowercase keys and unescaped
+/// values, by the grammar tiberius 0.13 parses it with (so both read the same
+/// value for every key): pairs separated by `;`, the key up to the first
+/// single `=` (`==` is a literal `=`), values quoted with `'…'` or `"…"`
+/// (a doubled quote is a literal quote) or with `{…}` (to the first `}`),
+/// unquoted values trimmed. Duplicate keys: the last wins. A password
+/// holding `;Encrypt=false` inside quotes or braces is never read as a key.
+///
+/// tiberius has already accepted the string when this runs; on input it
+/// would reject, this stops at the first malformed pair and never panics.
+fn parse_ado_pairs(s: &str) -> HashMap<String, String> {
+    let mut pairs = HashMap::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.next_if(|c| *c == ';' || c.is_whitespace()).is_some() {}
+        if chars.peek().is_none() {
+            break;
+        }
+        let mut key = String::new();
+        loop {
+            match chars.next() {
+                None | Some(';') => return pairs,
+                Some('=') if chars.next_if_eq(&'=').is_some() => key.push('='),
+                Some('=') => break,
+                Some(c) => key.push(c),
+            }
+        }
+        let key = key.trim().to_ascii_lowercase();
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        match chars.peek().copied() {
+            Some(quote @ ('"' | '\'')) => {
+                chars.next();
+                loop {
+                    match chars.next() {
+                        None => return pairs,
+                        Some(c) if c == quote => {
+                            if chars.next_if_eq(&quote).is_some() {
+                                value.push(quote);
+                            } else {
+                                break;
+                            }
+                        }
+                        Some(c) => value.push(c),
+                    }
+                }
+                for c in chars.by_ref() {
+                    if c == ';' {
+                        break;
+                    }
+                }
+            }
+            Some('{') => {
+                chars.next();
+                loop {
+                    match chars.next() {
+                        None => return pairs,
+                        Some('}') => break,
+                        Some(c) => value.push(c),
+                    }
+                }
+                for c in chars.by_ref() {
+                    if c == ';' {
+                        break;
+                    }
+                }
+            }
+            _ => {
+                for c in chars.by_ref() {
+                    if c == ';' {
+                        break;
+                    }
+                    value.push(c);
+                }
+                value.truncate(value.trim_end().len());
+            }
+        }
+        if !key.is_empty() {
+            pairs.insert(key, value);
+        }
+    }
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ConnectRequest;
+
+    #[test]
+    fn ado_string_fields_we_need() {
+        let r = ConnectRequest::from_ado_string(
+            "Server=tcp:db.example.com,14330;User Id=sa;Password=\"p;encrypt=strict\";Encrypt=false;TrustServerCertificate=true;Database=shop",
+        )
+        .unwrap();
+        assert_eq!(r.host(), "db.example.com");
+        assert_eq!(r.port(), 14330);
+        assert_eq!(r.encryption(), EncryptionLevel::Off);
+        assert_eq!(r.trust(), &TrustSetting::TrustAll);
+        assert_eq!(r.database(), Some("shop"));
+        let debug = format!("{r:?}");
+        assert!(!debug.contains("p;encrypt"), "{debug}");
+
+        let r = ConnectRequest::from_ado_string("server=tcp:h\\INST,1500;encrypt=strict").unwrap();
+        assert_eq!(r.instance(), Some("INST"));
+        assert_eq!(r.port(), 1500);
+        assert_eq!(r.encryption(), EncryptionLevel::Strict);
+
+        let r = ConnectRequest::from_ado_string("server=tcp:h;TrustServerCertificateCA=/x/ca.pem")
+            .unwrap();
+        assert_eq!(r.encryption(), EncryptionLevel::Required);
+        assert_eq!(r.trust(), &TrustSetting::CaFile(PathBuf::from("/x/ca.pem")));
+        assert_eq!(r.port(), 1433);
+
+        assert!(matches!(
+            ConnectRequest::from_ado_string("server=tcp:h;encrypt=maybe"),
+            Err(RequestError::Tiberius(_))
+        ));
+    }
+
+    #[test]
+    fn a_braced_or_quoted_password_is_never_read_as_keys() {
+        // tiberius reads `{…}` as one value: the password. Reading the `;`
+        // inside it as a separator would lower the encryption below what the
+        // user configured, and report a trust tiberius does not apply.
+        for s in [
+            "Server=tcp:h,1433;Encrypt=true;Password={x;Encrypt=false;}",
+            "Server=tcp:h,1433;Encrypt=true;Password={x;Encrypt=false;TrustServerCertificate=true}",
+            "Server=tcp:h,1433;Encrypt=true;Password='x;Encrypt=false;'",
+            "Server=tcp:h,1433;Encrypt=true;Password=\"x;Encrypt=\"\"false\"\";\"",
+        ] {
+            let r = ConnectRequest::from_ado_string(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(r.encryption(), EncryptionLevel::Required, "{s}");
+            assert_eq!(r.trust(), &TrustSetting::SystemRoots, "{s}");
+            assert_eq!(r.host(), "h");
+        }
+    }
+
+    #[test]
+    fn ado_string_values_tiberius_accepts() {
+        let level = |s: &str| ConnectRequest::from_ado_string(s).unwrap().encryption();
+        assert_eq!(level("Server=h;Encrypt=strict"), EncryptionLevel::Strict);
+        assert_eq!(level("Server=h;Encrypt=STRICT"), EncryptionLevel::Strict);
+        assert_eq!(level("Server=h;Encrypt=yes"), EncryptionLevel::Required);
+        assert_eq!(level("Server=h;Encrypt=no"), EncryptionLevel::Off);
+        assert_eq!(
+            level("Server=h;Encrypt=DANGER_PLAINTEXT"),
+            EncryptionLevel::NotSupported
+        );
+        let r = ConnectRequest::from_ado_string("Server=h;TrustServerCertificate=yes").unwrap();
+        assert_eq!(r.trust(), &TrustSetting::TrustAll);
+        let r = ConnectRequest::from_ado_string("Server=h;TrustServerCertificate=No").unwrap();
+        assert_eq!(r.trust(), &TrustSetting::SystemRoots);
+        // `Server` wins over `Data Source` whatever the order, as in tiberius.
+        let r = ConnectRequest::from_ado_string("Server=a,1500;Data Source=b\\X,1600").unwrap();
+        assert_eq!((r.host(), r.port(), r.instance()), ("a", 1500, None));
+        let r = ConnectRequest::from_ado_string("Data Source=b\\X,1600").unwrap();
+        assert_eq!((r.host(), r.port(), r.instance()), ("b", 1600, Some("X")));
+        let r = ConnectRequest::from_ado_string("Server=(local),1500").unwrap();
+        assert_eq!(r.host(), "localhost");
+        let r = ConnectRequest::from_ado_string("Server=[::1],1433").unwrap();
+        assert_eq!(
+            r.host(),
+            "::1",
+            "an IPv6 literal is usable as a socket address"
+        );
+    }
+
+    #[test]
+    fn ado_string_mistakes_are_clear_errors() {
+        let invalid = |s: &str| match ConnectRequest::from_ado_string(s) {
+            Err(RequestError::Invalid(why)) => why,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert!(invalid("Database=shop;User Id=sa").starts_with("server"));
+        assert!(invalid("Server=;Database=shop").starts_with("server"));
+        assert!(invalid("Server=  ;Database=shop").starts_with("server"));
+        // A named instance without a port: tiberius would use 1434 (SQL
+        // Browser), where no TDS listener ever answers.
+        assert!(invalid("Server=h\\SQLEXPRESS").contains("port"));
+        assert!(invalid("Server=tcp:h\\").contains("port"));
+        assert!(ConnectRequest::from_ado_string("Server=h\\SQLEXPRESS,1500").is_ok());
+
+        // tiberius's own rejections, none of which echoes a value.
+        for s in [
+            "Server=h;Encrypt=maybe;Password=Hunter2Secret",
+            "Server=h;TrustServerCertificate=true;TrustServerCertificateCA=/ca.pem;Password=Hunter2Secret",
+            "Server=h;Password='Hunter2Secret",
+            "Server=h;Password={Hunter2Secret",
+            "Server=h;Password",
+            "Server=h;TrustServerCertificate=sometimes;Password=Hunter2Secret",
+        ] {
+            let error = ConnectRequest::from_ado_string(s).expect_err(s);
+            assert!(matches!(error, RequestError::Tiberius(_)), "{s}: {error:?}");
+            assert!(!error.to_string().contains("Hunter2Secret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn ado_string_parsing_never_panics() {
+        // A deterministic sweep over strings made of the characters the
+        // grammar cares about.
+        const ALPHABET: &[char] = &[
+            ';', '=', '\'', '"', '{', '}', ' ', '\\', ',', ':', '[', ']', 's', 'e', 'r', 'v', '1',
+        ];
+        const KEYS: &[&str] = &["Server=", "Encrypt=", "Data Source=", "Password=", ""];
+        let mut state = 0x2545_f491_u32;
+        for _ in 0..20_000 {
+            let mut s = String::new();
+            for _ in 0..3 {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                s.push_str(KEYS[state as usize % KEYS.len()]);
+                for i in 0..(state % 7) {
+                    s.push(ALPHABET[(state.rotate_left(i * 4) as usize) % ALPHABET.len()]);
+                }
+            }
+            let _ = ConnectRequest::from_ado_string(&s);
+            let _ = parse_ado_pairs(&s);
+        }
+    }
+}
