@@ -12,7 +12,7 @@ use tds_emulator::{
     AlertFraming, EncryptionSetting, Fault, Schedule, StallPhase, TlsFirstResponse,
 };
 use tiberius_tower::{
-    Cause, ConnectRequest, EncryptionLevel, RetryBudget, StopReason, TrustSetting,
+    Cause, ConnectPolicy, ConnectRequest, EncryptionLevel, RetryBudget, StopReason, TrustSetting,
 };
 use tower::{Service, ServiceExt};
 
@@ -617,4 +617,58 @@ async fn the_deadline_clips_the_handshake_timeout_and_keeps_the_observation() {
         last.failure()
     );
     server.stop().await;
+}
+
+/// Issue 11: a client configured at Strict meets a server without TDS 8.0
+/// (the emulator's default, like SQL Server 2019: silence after a TLS-first
+/// ClientHello). With the default policy it stops with `strict_unsupported`
+/// after one attempt and one plaintext PRELOGIN, in about one probe timeout
+/// (5 s), never at the 30 s deadline, and never below Strict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_client_against_a_server_without_tds8_stops_with_the_fix_in_about_one_probe_timeout()
+{
+    for setting in [EncryptionSetting::Off, EncryptionSetting::Force] {
+        let server = Server::start(base_config(setting)).await;
+        let mut svc = service(ConnectPolicy::new().without_memory());
+        let request = ConnectRequest::builder()
+            .host("127.0.0.1")
+            .port(server.emulator.local_addr().port())
+            .authentication(tiberius::AuthMethod::sql_server("sa", "Password123!"))
+            .encryption(EncryptionLevel::Strict)
+            .trust_cert_ca(&server.ca)
+            .build();
+        let started = Instant::now();
+        let error = connect(&mut svc, request)
+            .await
+            .expect_err("no TDS 8.0 here");
+        let took = started.elapsed();
+        println!("{setting}: strict_unsupported after {took:?}");
+        assert_eq!(
+            error.cause(),
+            Cause::StrictUnsupported,
+            "{setting}: {error}"
+        );
+        assert_eq!(error.stop_reason(), StopReason::Deterministic);
+        assert_eq!(error.attempts().len(), 1, "{setting}");
+        assert_eq!(error.attempts()[0].encryption(), EncryptionLevel::Strict);
+        let text = error.to_string();
+        assert!(
+            text.contains("SQL Server 2022") && text.contains("Encrypt=mandatory"),
+            "{text}"
+        );
+        // The server saw the ClientHello, then one plaintext PRELOGIN that
+        // never went on to a login.
+        let mut clients = server.emulator.clients();
+        clients.sort_by_key(|c| c.index);
+        assert_eq!(clients.len(), 2, "{setting}: {clients:?}");
+        assert_eq!(clients[0].started_with_tls, Some(true));
+        assert_eq!(clients[1].started_with_tls, Some(false));
+        assert!(
+            clients.iter().all(|c| c.user.is_none()),
+            "no login was sent"
+        );
+        // Two probe timeouts is the goal; the 30 s deadline is what it replaced.
+        assert!(took < Duration::from_secs(20), "{setting}: took {took:?}");
+        server.stop().await;
+    }
 }
