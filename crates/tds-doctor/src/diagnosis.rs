@@ -346,7 +346,10 @@ impl Walk<'_> {
                         End::Connects("none: not encrypted, login included".to_owned())
                     }
                     (ClientLevel::Off, Some(Encryption::NOT_SUP)) => {
-                        End::Connects("none: not encrypted, login included".to_owned())
+                        // tiberius 0.13 maps (Off, NOT_SUP) to On and starts TLS against a
+                        // server that has none (tds-handshake.md §3.4); seen in
+                        // tests/connect.rs against the emulator.
+                        End::Fails("encryption_unavailable")
                     }
                     (ClientLevel::Off, Some(Encryption::OFF)) => {
                         self.tds7_tls("login only: TLS for LOGIN7, then plaintext")
@@ -437,7 +440,7 @@ pub fn explain(report: &Report, settings: &ClientSettings) -> ClientVerdict {
         End::Fails(cause) => (false, None, Some(cause)),
     };
     let first_cause = walk.first_cause.or(cause);
-    let (fix_client, fix_server) = fixes(report, settings.level, first_cause, cause);
+    let (fix_client, fix_server) = fixes(report, first_cause, cause);
     ClientVerdict {
         setting: settings.level.setting(),
         level: settings.level.name(),
@@ -454,7 +457,6 @@ pub fn explain(report: &Report, settings: &ClientSettings) -> ClientVerdict {
 
 fn fixes(
     report: &Report,
-    level: ClientLevel,
     first: Option<&'static str>,
     last: Option<&'static str>,
 ) -> (Option<String>, Option<String>) {
@@ -476,11 +478,7 @@ fn fixes(
             "upgrade to SQL Server 2022 or later to offer TDS 8.0 strict",
         ),
         "encryption_unavailable" => s(
-            if level == ClientLevel::Required {
-                "Encrypt=false only if a plaintext session is acceptable (tiberius-tower never lowers it)"
-            } else {
-                "none"
-            },
+            "only Encrypt=DANGER_PLAINTEXT connects (tiberius starts TLS even at Encrypt=false), and only if a plaintext session, login included, is acceptable; tiberius-tower never lowers the level",
             "give the server a certificate so it offers TLS",
         ),
         "tls_version_mismatch" => s(

@@ -48,9 +48,12 @@ impl Running {
 }
 
 pub async fn bounded_probe(target: &Target, options: &ProbeOptions) -> Report {
-    tokio::time::timeout(options.probe_timeout() * 6 + PATIENCE, probe(target, options))
-        .await
-        .expect("the probe ended within its documented bound")
+    tokio::time::timeout(
+        options.probe_timeout() * 6 + PATIENCE,
+        probe(target, options),
+    )
+    .await
+    .expect("the probe ended within its documented bound")
 }
 
 pub async fn start(config: EmulatorConfig) -> Running {

@@ -25,7 +25,10 @@ async fn force_encryption_server_is_reported_as_force_encryption_on() {
     assert_eq!(report.posture.encryption, "forced");
     assert_eq!(report.posture.force_encryption, Some(true));
     assert_eq!(report.posture.version.as_deref(), Some("16.0.4220"));
-    assert_eq!(cause_of(&report, "force_encryption"), Some("encryption_required"));
+    assert_eq!(
+        cause_of(&report, "force_encryption"),
+        Some("encryption_required")
+    );
     // One TCP connection per probe, and no login on any of them.
     let stats = server.emulator.stats();
     assert_eq!(stats.accepted, 6);
@@ -59,7 +62,10 @@ async fn server_without_encryption_is_reported_as_unavailable() {
     let replies: Vec<_> = report.prelogin.iter().map(|p| replied(&p.result)).collect();
     assert_eq!(replies, [Some("not_sup"), Some("not_sup"), Some("not_sup")]);
     assert_eq!(report.posture.encryption, "unavailable");
-    assert!(matches!(report.tds7_tls12.result, TlsOutcome::NotOffered { .. }));
+    assert!(matches!(
+        report.tds7_tls12.result,
+        TlsOutcome::NotOffered { .. }
+    ));
     assert!(report.certificate.is_none());
     assert_eq!(
         cause_of(&report, "encryption_unavailable"),
@@ -84,7 +90,10 @@ async fn strict_only_server_is_reported_as_tds8_only() {
     assert_eq!(report.posture.tds8, "required");
     assert_eq!(cause_of(&report, "tds8_only"), Some("strict_required"));
     // The certificate comes from the strict handshake.
-    assert_eq!(report.certificate.as_ref().map(|c| c.host_name_match), Some(true));
+    assert_eq!(
+        report.certificate.as_ref().map(|c| c.host_name_match),
+        Some(true)
+    );
     server.shutdown().await;
 }
 
@@ -105,9 +114,18 @@ async fn tls_versions_inside_tds7_are_the_ones_the_server_offers() {
     // SQL Server's default: TLS 1.2 only in TDS 7.
     let server = start(EmulatorConfig::new()).await;
     let report = server.probe().await;
-    assert_eq!(report.tds7_tls12.result.negotiated().map(|v| v.0), Some("TLS 1.2"));
+    assert_eq!(
+        report.tds7_tls12.result.negotiated().map(|v| v.0),
+        Some("TLS 1.2")
+    );
     assert!(
-        matches!(report.tds7_tls13.result, TlsOutcome::Alert { description: 70, .. }),
+        matches!(
+            report.tds7_tls13.result,
+            TlsOutcome::Alert {
+                description: 70,
+                ..
+            }
+        ),
         "{:?}",
         report.tds7_tls13.result
     );
@@ -116,9 +134,18 @@ async fn tls_versions_inside_tds7_are_the_ones_the_server_offers() {
     // A server asked for TLS 1.3 only inside TDS 7 (SQL Server 2025-like).
     let server = start(EmulatorConfig::new().tds7_tls_versions(&[TlsProtocol::Tls13])).await;
     let report = server.probe().await;
-    assert_eq!(report.tds7_tls13.result.negotiated().map(|v| v.0), Some("TLS 1.3"));
+    assert_eq!(
+        report.tds7_tls13.result.negotiated().map(|v| v.0),
+        Some("TLS 1.3")
+    );
     assert!(
-        matches!(report.tds7_tls12.result, TlsOutcome::Alert { description: 70, .. }),
+        matches!(
+            report.tds7_tls12.result,
+            TlsOutcome::Alert {
+                description: 70,
+                ..
+            }
+        ),
         "{:?}",
         report.tds7_tls12.result
     );
@@ -155,15 +182,13 @@ async fn close_after_client_hello_is_reported_as_tls_rejected() {
 
 #[tokio::test]
 async fn handshake_alert_is_named() {
-    let server = start(
-        EmulatorConfig::new().fault(
-            Fault::Alert {
-                description: 40,
-                framing: tds_emulator::AlertFraming::Wrapped,
-            },
-            Schedule::Always,
-        ),
-    )
+    let server = start(EmulatorConfig::new().fault(
+        Fault::Alert {
+            description: 40,
+            framing: tds_emulator::AlertFraming::Wrapped,
+        },
+        Schedule::Always,
+    ))
     .await;
     let report = server.probe().await;
     assert_eq!(
