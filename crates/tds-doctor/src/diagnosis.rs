@@ -377,7 +377,10 @@ impl Walk<'_> {
             } => End::Fails("tls_version_mismatch"),
             TlsOutcome::Unreachable { .. } => End::Fails("connection_refused"),
             TlsOutcome::NotTls { .. } => End::Fails("protocol_violation"),
-            _ => End::Fails("tls_handshake_rejected"),
+            other => {
+                self.confirm_bare_close(&other);
+                End::Fails("tls_handshake_rejected")
+            }
         }
     }
 
@@ -401,7 +404,18 @@ impl Walk<'_> {
         if alert70(v12) && alert70(v13) {
             End::Fails("tls_version_mismatch")
         } else {
+            let v12 = v12.clone();
+            self.confirm_bare_close(&v12);
             End::Fails("tls_handshake_rejected")
+        }
+    }
+
+    /// A bare reset or close right after the ClientHello is read as a TLS rejection only once
+    /// one more attempt shows the same (the middleware's `unconfirmed_rejection`): one more
+    /// handshake, after a backoff delay.
+    fn confirm_bare_close(&mut self, outcome: &TlsOutcome) {
+        if matches!(outcome, TlsOutcome::Reset | TlsOutcome::Closed) {
+            self.handshakes += 1;
         }
     }
 
@@ -586,7 +600,7 @@ fn findings(report: &Report) -> Vec<Finding> {
             "encryption_unavailable",
             Severity::Problem,
             Some("encryption_unavailable"),
-            "the server offers no encryption (PRELOGIN reply ENCRYPT_NOT_SUP): clients at Encrypt=true fail, others send the login in clear".to_owned(),
+            "the server offers no encryption (PRELOGIN reply ENCRYPT_NOT_SUP): tiberius clients at Encrypt=true and Encrypt=false fail (tiberius starts TLS at false too); only Encrypt=DANGER_PLAINTEXT connects, login in clear".to_owned(),
             Some("give the server a certificate; never lower the clients' encryption to get through"),
         ));
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use common::{PATIENCE, start};
 use tds_doctor::connect::{self, Sink, Timeline};
 use tds_doctor::{ClientSettings, explain};
-use tds_emulator::{EmulatorConfig, EncryptionSetting};
+use tds_emulator::{AlertFraming, EmulatorConfig, EncryptionSetting, Fault, Schedule, TlsProtocol};
 use tracing_subscriber::layer::SubscriberExt;
 
 const PASSWORD: &str = "Password123!";
@@ -122,33 +122,50 @@ async fn connection_string_errors_never_repeat_a_value() {
 /// middleware then does.
 #[tokio::test]
 async fn explain_predicts_what_the_middleware_does() {
-    let cases: &[(EncryptionSetting, &[&str])] = &[
+    let all: &[&str] = &["DANGER_PLAINTEXT", "false", "true", "strict"];
+    let tds7: &[&str] = &["DANGER_PLAINTEXT", "false", "true"];
+    let config = |setting| EmulatorConfig::new().encryption(setting);
+    let cases: Vec<(String, EmulatorConfig, &[&str])> = vec![
+        ("none".into(), config(EncryptionSetting::None), tds7),
+        ("off".into(), config(EncryptionSetting::Off), tds7),
+        ("force".into(), config(EncryptionSetting::Force), tds7),
         (
-            EncryptionSetting::None,
-            &["DANGER_PLAINTEXT", "false", "true"],
+            "strict-only".into(),
+            config(EncryptionSetting::StrictOnly),
+            all,
         ),
         (
-            EncryptionSetting::Off,
-            &["DANGER_PLAINTEXT", "false", "true"],
+            "strict-and-legacy".into(),
+            config(EncryptionSetting::StrictAndLegacy),
+            all,
         ),
         (
-            EncryptionSetting::Force,
-            &["DANGER_PLAINTEXT", "false", "true"],
+            "force + reset-after-client-hello".into(),
+            config(EncryptionSetting::Force).fault(Fault::ResetAfterClientHello, Schedule::Always),
+            tds7,
         ),
         (
-            EncryptionSetting::StrictOnly,
-            &["DANGER_PLAINTEXT", "false", "true", "strict"],
+            "off + alert 40".into(),
+            config(EncryptionSetting::Off).fault(
+                Fault::Alert {
+                    description: 40,
+                    framing: AlertFraming::Wrapped,
+                },
+                Schedule::Always,
+            ),
+            &["true"],
         ),
         (
-            EncryptionSetting::StrictAndLegacy,
-            &["DANGER_PLAINTEXT", "false", "true", "strict"],
+            "off + TLS 1.3 only in TDS 7".into(),
+            config(EncryptionSetting::Off).tds7_tls_versions(&[TlsProtocol::Tls13]),
+            &["true"],
         ),
     ];
     let mut mismatches = Vec::new();
-    for (setting, levels) in cases {
-        let server = start(EmulatorConfig::new().encryption(*setting)).await;
+    for (setting, config, levels) in cases {
+        let server = start(config).await;
         let report = server.probe().await;
-        for encrypt in *levels {
+        for encrypt in levels {
             let text = connection_string(server.port(), &server.ca_path, encrypt, PASSWORD);
             let settings = ClientSettings::from_ado_string(&text).unwrap();
             let predicted = explain(&report, &settings);
