@@ -28,12 +28,17 @@ impl Pems {
 }
 
 fn issue(tag: &str, names: &[&str], from: i32, until: i32) -> Pems {
+    issue_by(tag, names, from, until, KeyPair::generate().unwrap())
+}
+
+/// As [`issue`], with a CA whose key (hence the leaf's signature algorithm) is `ca_key`.
+fn issue_by(tag: &str, names: &[&str], from: i32, until: i32, ca_key: KeyPair) -> Pems {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params
         .distinguished_name
         .push(DnType::CommonName, "tds-doctor test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
 
     let mut leaf_params =
         CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
@@ -117,6 +122,25 @@ async fn certificate_for_another_host_is_said() {
     );
     assert!(codes(&report).contains(&"certificate_name_mismatch"));
     assert!(!codes(&report).contains(&"certificate_expired"));
+    server.shutdown().await;
+    pems.remove();
+}
+
+#[tokio::test]
+async fn sha512_signature_is_flagged() {
+    // A P-521 CA signs with ecdsa-with-SHA512, a hash Schannel refuses under TLS 1.2.
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512).unwrap();
+    let pems = issue_by("sha512", &["localhost", "127.0.0.1"], 2024, 2090, ca_key);
+    let server = start(serving(&pems)).await;
+    let report = server.probe().await;
+
+    let cert = report.certificate.as_ref().expect("a certificate was seen");
+    assert_eq!(cert.signature_algorithm, "ecdsa-with-SHA512");
+    assert!(cert.weak_signature);
+    assert_eq!(
+        cause_of(&report, "weak_signature"),
+        Some("tls_handshake_rejected")
+    );
     server.shutdown().await;
     pems.remove();
 }
