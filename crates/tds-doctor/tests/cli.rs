@@ -28,7 +28,7 @@ fn stdout(output: &Output) -> String {
 async fn probe_json_and_exit_code_for_a_server_without_encryption() {
     let server = start(EmulatorConfig::new().encryption(EncryptionSetting::None)).await;
     let target = format!("127.0.0.1,{}", server.port());
-    let output = run(&["probe", &target, "--timeout", "2", "--json"]).await;
+    let output = run(&["probe", &target, "--timeout", "3", "--json"]).await;
 
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     let json: Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
@@ -42,7 +42,7 @@ async fn probe_table_for_a_force_encryption_server_exits_healthy() {
     let server = start(EmulatorConfig::new().encryption(EncryptionSetting::Force)).await;
     let target = format!("127.0.0.1,{}", server.port());
     let ca = server.ca_path.display().to_string();
-    let output = run(&["probe", &target, "--timeout", "2", "--ca", &ca]).await;
+    let output = run(&["probe", &target, "--timeout", "3", "--ca", &ca]).await;
 
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
@@ -67,7 +67,7 @@ async fn explain_reads_the_connection_string_and_never_prints_it() {
         "explain",
         &target,
         "--timeout",
-        "2",
+        "3",
         "--connection-string",
         &connection,
     ])
@@ -103,6 +103,6 @@ async fn unreachable_server_exits_3() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let output = run(&["probe", &format!("127.0.0.1,{port}"), "--timeout", "2"]).await;
+    let output = run(&["probe", &format!("127.0.0.1,{port}"), "--timeout", "3"]).await;
     assert_eq!(output.status.code(), Some(3), "{}", stdout(&output));
 }
