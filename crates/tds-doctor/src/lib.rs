@@ -34,7 +34,7 @@
 //! | module | role |
 //! |---|---|
 //! | [`target`] | [`Target`]: `HOST[,PORT]` and the instance name |
-//! | [`probe`] | [`probe()`] and [`ProbeOptions`]: the bounded probes |
+//! | [`probe`](mod@probe) | [`probe()`] and [`ProbeOptions`]: the bounded probes |
 //! | [`tls`] | TLS inside TDS 7 PRELOGIN packets and TLS first (TDS 8.0), driven over rustls |
 //! | [`certificate`] | the server certificate: names, validity, algorithms, validation |
 //! | [`report`] | [`Report`]: everything a probe saw, serialisable as JSON |
