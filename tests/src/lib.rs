@@ -22,7 +22,7 @@ use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use tds_emulator::{Emulator, EmulatorConfig, EncryptionSetting, TlsFirstResponse};
+use tds_emulator::{Emulator, EmulatorConfig, EncryptionSetting};
 use tiberius_tower::ConnectMetrics;
 use tiberius_tower::{
     ConnectError, ConnectPolicy, ConnectRequest, Connected, Connector, EncryptionLevel, Prelogin,
@@ -92,13 +92,12 @@ impl Server {
     }
 }
 
-/// An emulator configuration with `setting` that resets a TLS-first client
-/// at once (instead of hanging like SQL Server 2019), so Strict probes are
-/// cheap.
+/// An emulator configuration with `setting` and otherwise SQL Server's
+/// behaviour (a server without TDS 8.0 stays silent to a TLS-first client,
+/// as SQL Server 2019 does). A test that needs a harsher server asks for it
+/// itself.
 pub fn base_config(setting: EncryptionSetting) -> EmulatorConfig {
-    EmulatorConfig::new()
-        .encryption(setting)
-        .tls_first_response(TlsFirstResponse::Reset)
+    EmulatorConfig::new().encryption(setting)
 }
 
 /// Millisecond backoff, no jitter, no memory, a large private budget.
