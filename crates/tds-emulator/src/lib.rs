@@ -62,7 +62,8 @@
 //! | [`tls`] | certificate generation/loading and rustls configurations |
 //!
 //! Private modules: `link` (the socket, TLS driving, resets), `session` (one connection's
-//! state machine and fault points), `request` (what a query asks for).
+//! state machine and fault points), `shared` (what the server and its sessions share),
+//! `request` (what a query asks for).
 //!
 //! # Behaviour worth knowing
 //!
@@ -87,6 +88,7 @@ pub mod route;
 pub mod schedule;
 pub mod server;
 mod session;
+mod shared;
 pub mod stats;
 pub mod tls;
 pub mod tokens;

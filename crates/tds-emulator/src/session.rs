@@ -16,7 +16,7 @@ use crate::link::{Link, LinkError, absorb, drain_tls_output};
 use crate::login7::{Login7, MAX_LOGIN7, loginack_version};
 use crate::request::{self, Query};
 use crate::schedule::splitmix64;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::tokens::{self, LoginResponse, RequestKind};
 
 /// Largest TLS handshake message a client may send wrapped in 0x12 packets.
