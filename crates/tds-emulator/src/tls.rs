@@ -12,6 +12,7 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::ServerConfig;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::config::{CertificateSource, TlsProtocol};
@@ -41,6 +42,14 @@ pub enum TlsSetupError {
         path: String,
         /// What was looked for.
         what: &'static str,
+    },
+    /// A PEM file could be read but not decoded (a broken section, bad base64).
+    #[error("could not decode {path}: {source}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// What the PEM decoder reported.
+        source: pem::Error,
     },
     /// rustls rejected the configuration (e.g. key does not match the certificate).
     #[error("TLS configuration rejected: {0}")]
@@ -98,26 +107,16 @@ impl ServerIdentity {
 
     fn load(chain: &Path, key: &Path, ca: Option<&Path>) -> Result<Self, TlsSetupError> {
         let chain_pem = read(chain)?;
-        let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut chain_pem.as_slice())
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&chain_pem)
             .collect::<Result<_, _>>()
-            .map_err(|source| TlsSetupError::Read {
-                path: chain.display().to_string(),
-                source,
-            })?;
+            .map_err(|error| pem_error(chain, "certificate", error))?;
         let last = certs.last().cloned().ok_or_else(|| TlsSetupError::Empty {
             path: chain.display().to_string(),
             what: "certificate",
         })?;
         let key_pem = read(key)?;
-        let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
-            .map_err(|source| TlsSetupError::Read {
-                path: key.display().to_string(),
-                source,
-            })?
-            .ok_or_else(|| TlsSetupError::Empty {
-                path: key.display().to_string(),
-                what: "private key",
-            })?;
+        let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|error| pem_error(key, "private key", error))?;
         let ca_pem = match ca {
             Some(ca) => String::from_utf8_lossy(&read(ca)?).into_owned(),
             None => pem_certificate(&last),
@@ -168,6 +167,15 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsSetupError> {
     })
 }
 
+/// A PEM decoding failure of `path`; "nothing of that kind in the file" keeps its own variant.
+fn pem_error(path: &Path, what: &'static str, error: pem::Error) -> TlsSetupError {
+    let path = path.display().to_string();
+    match error {
+        pem::Error::NoItemsFound => TlsSetupError::Empty { path, what },
+        source => TlsSetupError::Pem { path, source },
+    }
+}
+
 /// PEM text of one DER certificate (base64 with 64-character lines).
 fn pem_certificate(der: &CertificateDer<'_>) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -212,13 +220,64 @@ mod tests {
     }
 
     #[test]
-    fn pem_encoding_round_trips_through_pemfile() {
+    fn pem_encoding_round_trips_through_the_pki_types_decoder() {
         let identity = ServerIdentity::generate().unwrap();
         let pem = pem_certificate(&identity.chain[1]);
-        let parsed: Vec<_> = rustls_pemfile::certs(&mut pem.as_bytes())
+        let parsed: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(parsed, vec![identity.chain[1].clone()]);
         assert_eq!(pem, identity.ca_pem());
+    }
+
+    #[test]
+    fn loads_a_pem_chain_and_key_and_reports_empty_files() {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let dir = std::env::temp_dir().join(format!("tds-emulator-pem-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (chain, key_path, empty) = (dir.join("c.pem"), dir.join("k.pem"), dir.join("e.pem"));
+        fs::write(&chain, cert.pem()).unwrap();
+        fs::write(&key_path, key.serialize_pem()).unwrap();
+        fs::write(&empty, "no PEM here\n").unwrap();
+
+        let identity = ServerIdentity::load(&chain, &key_path, None).unwrap();
+        assert_eq!(identity.chain, vec![cert.der().clone()]);
+        assert_eq!(identity.ca_pem(), pem_certificate(cert.der()));
+        identity
+            .server_config(&[TlsProtocol::Tls12], false, 0)
+            .unwrap();
+
+        let no_key = ServerIdentity::load(&chain, &empty, None).err().unwrap();
+        assert!(
+            matches!(
+                no_key,
+                TlsSetupError::Empty {
+                    what: "private key",
+                    ..
+                }
+            ),
+            "{no_key:?}"
+        );
+        let no_cert = ServerIdentity::load(&empty, &key_path, None).err().unwrap();
+        assert!(
+            matches!(
+                no_cert,
+                TlsSetupError::Empty {
+                    what: "certificate",
+                    ..
+                }
+            ),
+            "{no_cert:?}"
+        );
+        fs::write(
+            &empty,
+            "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let broken = ServerIdentity::load(&empty, &key_path, None).err().unwrap();
+        assert!(matches!(broken, TlsSetupError::Pem { .. }), "{broken:?}");
+        let _ = fs::remove_dir_all(&dir);
     }
 }
