@@ -66,8 +66,8 @@ impl fmt::Display for EncryptionSetting {
     }
 }
 
-/// A string that names no [`EncryptionSetting`], [`TlsProtocol`], [`TlsFirstResponse`] or
-/// [`ServerVersion`].
+/// A string that names no [`EncryptionSetting`], [`TlsProtocol`], [`TlsFirstResponse`],
+/// [`Termination`] or [`ServerVersion`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} {input:?}: expected {expected}")]
 pub struct SettingParseError {
@@ -140,6 +140,35 @@ impl FromStr for TlsFirstResponse {
                 what: "TLS-first response",
                 input: s.to_owned(),
                 expected: "hang, close or reset",
+            }),
+        }
+    }
+}
+
+/// How the server ends a connection the MS-TDS 2.2.6.5 encryption matrix terminates (the reply
+/// is sent first). The spec does not say; the 10054 reports show resets, so that is the
+/// default, and an orderly close is the variant a test asks for by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Termination {
+    /// TCP reset after the client's next bytes (bounded by
+    /// [`EmulatorConfig::terminate_grace`]): the client reads ECONNRESET (10054).
+    #[default]
+    Reset,
+    /// Orderly close (FIN) right after the reply: the client reads EOF.
+    Fin,
+}
+
+impl FromStr for Termination {
+    type Err = SettingParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "reset" | "rst" => Ok(Termination::Reset),
+            "fin" | "close" => Ok(Termination::Fin),
+            _ => Err(SettingParseError {
+                what: "termination",
+                input: s.to_owned(),
+                expected: "reset or fin",
             }),
         }
     }
@@ -251,7 +280,8 @@ impl fmt::Debug for Login {
 /// Defaults: listen on `127.0.0.1:0`, encryption [`EncryptionSetting::Off`], TLS 1.2 only in
 /// TDS 7 (as SQL Server), TLS 1.2 and 1.3 in strict mode, version 16.0.4220, login
 /// `sa` / `Password123!`, database `master`, server name `EMU`, a generated certificate,
-/// [`TlsFirstResponse::Hang`], no faults, no routing.
+/// [`TlsFirstResponse::Hang`], matrix terminations as resets ([`Termination::Reset`]), no
+/// faults, no routing.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
     pub(crate) listen: SocketAddr,
@@ -267,6 +297,7 @@ pub struct EmulatorConfig {
     pub(crate) faults: Vec<FaultRule>,
     pub(crate) routing: Option<RouteRule>,
     pub(crate) terminate_grace: Duration,
+    pub(crate) termination: Termination,
 }
 
 impl Default for EmulatorConfig {
@@ -285,6 +316,7 @@ impl Default for EmulatorConfig {
             faults: Vec::new(),
             routing: None,
             terminate_grace: Duration::from_secs(2),
+            termination: Termination::Reset,
         }
     }
 }
@@ -410,6 +442,14 @@ impl EmulatorConfig {
         self
     }
 
+    /// How a matrix termination ends the connection after the reply (default
+    /// [`Termination::Reset`], as the 10054 reports show; [`Termination::Fin`] for the orderly
+    /// close MS-TDS equally allows).
+    pub fn matrix_termination(mut self, termination: Termination) -> Self {
+        self.termination = termination;
+        self
+    }
+
     /// The configured encryption setting.
     pub fn encryption_setting(&self) -> EncryptionSetting {
         self.encryption
@@ -439,6 +479,9 @@ mod tests {
             assert_eq!(setting.name().parse(), Ok(setting));
         }
         assert!("forced".parse::<EncryptionSetting>().is_err());
+        assert_eq!("fin".parse(), Ok(Termination::Fin));
+        assert_eq!("reset".parse(), Ok(Termination::Reset));
+        assert!("rest".parse::<Termination>().is_err());
         assert_eq!("16.0.4220".parse(), Ok(ServerVersion::default()));
         assert!("8.0.1".parse::<ServerVersion>().is_err());
         assert_eq!("1.3".parse(), Ok(TlsProtocol::Tls13));

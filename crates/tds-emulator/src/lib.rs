@@ -72,7 +72,7 @@
 //!   [`TlsFirstResponse`] switches to a close or a reset (MS-TDS 3.3.5.1 allows closing).
 //! - "Terminate" in the matrix is a TCP reset sent after the client's next bytes or after
 //!   [`EmulatorConfig::terminate_grace`] (2 s), so the reply itself always arrives and the
-//!   client reads ECONNRESET.
+//!   client reads ECONNRESET; [`Termination::Fin`] closes in order instead.
 //! - In strict mode the PRELOGIN reply inside TLS says ENCRYPT_NOT_SUP (tds-handshake.md §5.2).
 //! - LOGINACK echoes TDS 8.0 when the client sent 8.0, else the client's 7.x version capped at 7.4.
 
@@ -95,7 +95,7 @@ pub mod tokens;
 
 pub use config::{
     CertificateSource, EmulatorConfig, EncryptionSetting, Login, ServerVersion, SettingParseError,
-    TlsFirstResponse, TlsProtocol,
+    Termination, TlsFirstResponse, TlsProtocol,
 };
 pub use fault::{AlertFraming, Fault, FaultParseError, FaultPoint, FaultRule, StallPhase};
 pub use login7::{Login7, Login7Error};

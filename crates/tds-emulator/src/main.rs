@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tds_emulator::{
     CertificateSource, Emulator, EmulatorConfig, EncryptionSetting, FaultRule, RouteRule,
-    ServerVersion, TlsFirstResponse, TlsProtocol,
+    ServerVersion, Termination, TlsFirstResponse, TlsProtocol,
 };
 
 /// A SQL Server handshake emulator that misbehaves on purpose.
@@ -85,6 +85,11 @@ struct Args {
     /// SQL Server 2019: the client times out), close or reset.
     #[arg(long, default_value = "hang", value_name = "RESPONSE")]
     tls_first: TlsFirstResponse,
+
+    /// How a connection the encryption matrix terminates ends after the PRELOGIN reply: reset
+    /// (RST, what the 10054 reports show) or fin (an orderly close).
+    #[arg(long, default_value = "reset", value_name = "HOW")]
+    terminate: Termination,
 
     /// Certificate chain PEM (leaf first) instead of a generated one; needs --key.
     #[arg(long, requires = "key", value_name = "PATH")]
@@ -167,6 +172,7 @@ async fn main() -> ExitCode {
         .credentials(args.user, args.password)
         .server_name(args.server_name)
         .tls_first_response(args.tls_first)
+        .matrix_termination(args.terminate)
         .certificate(certificate);
     for database in args.databases {
         config = config.database(database);

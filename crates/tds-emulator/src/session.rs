@@ -10,7 +10,7 @@ use tds_handshake::{
 };
 use tokio::net::TcpStream;
 
-use crate::config::{EncryptionSetting, TlsFirstResponse};
+use crate::config::{EncryptionSetting, Termination, TlsFirstResponse};
 use crate::fault::{ActiveFaults, AlertFraming, Fault, FaultPoint, StallPhase};
 use crate::link::{Link, LinkError, absorb, drain_tls_output};
 use crate::login7::{Login7, MAX_LOGIN7, TDS_7_1, TDS_8_0, loginack_version};
@@ -158,8 +158,12 @@ impl Session {
         self.send_prelogin_reply(&prelogin, negotiation.reply)
             .await?;
         if negotiation.terminate {
-            // MS-TDS 2.2.6.5: reply, then terminate. A reset, as the 10054 reports show.
-            return Ok(End::ResetAfterReply);
+            // MS-TDS 2.2.6.5: reply, then terminate. A reset by default, as the 10054 reports
+            // show; FIN when the configuration asks for it.
+            return Ok(match self.shared.config.termination {
+                Termination::Reset => End::ResetAfterReply,
+                Termination::Fin => End::Close,
+            });
         }
         if let Some(fault @ Fault::ResetAfterPreloginReply) =
             self.faults.at(FaultPoint::AfterPreloginReply)
