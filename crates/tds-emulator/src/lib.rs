@@ -97,7 +97,9 @@ pub use config::{
     CertificateSource, EmulatorConfig, EncryptionSetting, Login, ServerVersion, SettingParseError,
     Termination, TlsFirstResponse, TlsProtocol,
 };
-pub use fault::{AlertFraming, Fault, FaultParseError, FaultPoint, FaultRule, StallPhase};
+pub use fault::{
+    AlertFraming, Fault, FaultParseError, FaultPoint, FaultRule, OldTlsVersion, StallPhase,
+};
 pub use login7::{Login7, Login7Error};
 pub use route::{Route, RouteParseError, RouteRule};
 pub use schedule::{Schedule, ScheduleParseError};

@@ -131,6 +131,9 @@ FAULTS (--fault FAULT[@SCHEDULE], schedule defaults to always):
   alert:D[:raw|:wrapped]        answer the ClientHello with fatal TLS alert D (0-255;
                                 40 handshake_failure, 70 protocol_version, 71
                                 insufficient_security), raw or in a 0x12 packet; then close
+  old-server-hello[:1.0|:1.1]   answer the ClientHello with a TLS 1.0 (default) or 1.1
+                                ServerHello, as an unpatched SQL Server 2008-2014; read the
+                                client's alert (70 from TLS 1.2+ clients), then close
   stall:PHASE                   go silent at prelogin, tls, login or query
   wrong-packet-type             send TDS 7 TLS handshake packets as type 0x04
   nonzero-threadid              send a PRELOGIN reply with a non-empty THREADID (debug

@@ -17,6 +17,7 @@ use crate::login7::{Login7, MAX_LOGIN7, TDS_7_1, TDS_8_0, loginack_version};
 use crate::request::{self, Query};
 use crate::schedule::splitmix64;
 use crate::shared::Shared;
+use crate::tls;
 use crate::tokens::{self, Dialect, LoginResponse, RequestKind};
 
 /// Largest TLS handshake message a client may send wrapped in 0x12 packets.
@@ -355,6 +356,44 @@ impl Session {
                         );
                         self.link.write_wire(&wire).await?;
                     }
+                }
+                return Ok(Some(End::Close));
+            }
+            Fault::OldServerHello(version) => {
+                self.inject(fault);
+                let mut random = [0u8; 32];
+                for (i, chunk) in random.chunks_mut(8).enumerate() {
+                    chunk.copy_from_slice(&splitmix64(self.index ^ (i as u64) << 48).to_le_bytes());
+                }
+                let hello = tls::old_server_hello(version.wire_minor(), random);
+                let grace = self.shared.config.terminate_grace;
+                let answer = if wrapped {
+                    // TDS 7: the flight goes in a 0x12 packet, and so does the client's alert.
+                    let mut wire = Vec::new();
+                    encode_message(
+                        PacketType::PreLogin,
+                        0,
+                        &hello,
+                        MAX_PRELOGIN_PACKET,
+                        &mut wire,
+                    );
+                    self.link.write_wire(&wire).await?;
+                    tokio::time::timeout(grace, self.link.read_message(MAX_HANDSHAKE_MESSAGE))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .map(|message| message.payload)
+                } else {
+                    // Strict: the ClientHello is still buffered; the answer is a raw record.
+                    self.link.take_tls_record();
+                    self.link.write_wire(&hello).await?;
+                    match tokio::time::timeout(grace, self.link.want_tls_record()).await {
+                        Ok(Ok(true)) => Some(self.link.take_tls_record()),
+                        _ => None,
+                    }
+                };
+                if let Some(description) = answer.as_deref().and_then(tls::alert_description) {
+                    self.record(|r| r.client_alert = Some(description));
                 }
                 return Ok(Some(End::Close));
             }

@@ -160,6 +160,44 @@ impl ServerIdentity {
     }
 }
 
+/// TLS_RSA_WITH_AES_128_CBC_SHA: what a TLS 1.0 Schannel server typically picks.
+const TLS_RSA_WITH_AES_128_CBC_SHA: [u8; 2] = [0x00, 0x2F];
+
+/// A ServerHello record selecting TLS 1.`minor - 1` (1 = TLS 1.0, 2 = TLS 1.1), as a server
+/// without TLS 1.2 answers a TLS 1.2 ClientHello: record and hello version 3.minor, no
+/// session id, TLS_RSA_WITH_AES_128_CBC_SHA, no compression (RFC 2246 7.4.1.3), and one
+/// extension, an empty renegotiation_info (RFC 5746), which Schannel has sent since 2010 and
+/// without which OpenSSL refuses the hello before it looks at the version.
+/// A TLS 1.2+ client stops at this message and sends alert 70 (protocol_version), so the
+/// Certificate and ServerHelloDone that would follow are not sent.
+pub(crate) fn old_server_hello(minor: u8, random: [u8; 32]) -> Vec<u8> {
+    let mut body = vec![3, minor];
+    body.extend_from_slice(&random);
+    body.push(0); // session_id length
+    body.extend_from_slice(&TLS_RSA_WITH_AES_128_CBC_SHA);
+    body.push(0); // compression: null
+    body.extend_from_slice(&[0x00, 0x05, 0xFF, 0x01, 0x00, 0x01, 0x00]); // renegotiation_info
+    let mut record = vec![0x16, 3, minor];
+    let handshake_len = body.len() + 4;
+    record.extend_from_slice(
+        &u16::try_from(handshake_len)
+            .unwrap_or(u16::MAX)
+            .to_be_bytes(),
+    );
+    record.push(2); // ServerHello
+    record.extend_from_slice(&u32::try_from(body.len()).unwrap_or(0).to_be_bytes()[1..]);
+    record.extend_from_slice(&body);
+    record
+}
+
+/// The description of a fatal or warning TLS alert record at the start of `bytes`.
+pub(crate) fn alert_description(bytes: &[u8]) -> Option<u8> {
+    match bytes {
+        [0x15, 3, _, 0, 2, _level, description, ..] => Some(*description),
+        _ => None,
+    }
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, TlsSetupError> {
     fs::read(path).map_err(|source| TlsSetupError::Read {
         path: path.display().to_string(),
@@ -205,6 +243,21 @@ fn pem_certificate(der: &CertificateDer<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_server_hello_is_a_tls_1_0_record_of_54_bytes() {
+        let hello = old_server_hello(1, [0xAB; 32]);
+        assert_eq!(hello.len(), 54);
+        assert_eq!(&hello[..11], &[0x16, 3, 1, 0, 49, 2, 0, 0, 45, 3, 1]);
+        assert_eq!(
+            &hello[43..],
+            &[0, 0x00, 0x2F, 0, 0x00, 0x05, 0xFF, 0x01, 0x00, 0x01, 0x00]
+        );
+        assert_eq!(old_server_hello(2, [0; 32])[2], 2);
+        assert_eq!(alert_description(&[0x15, 3, 3, 0, 2, 2, 70]), Some(70));
+        assert_eq!(alert_description(&[0x16, 3, 3, 0, 2, 2, 70]), None);
+        assert_eq!(alert_description(&[0x15, 3]), None);
+    }
 
     #[test]
     fn generated_identity_builds_both_configs() {
