@@ -67,7 +67,7 @@ impl fmt::Display for EncryptionSetting {
 }
 
 /// A string that names no [`EncryptionSetting`], [`TlsProtocol`], [`TlsFirstResponse`],
-/// [`Termination`] or [`ServerVersion`].
+/// [`Termination`], [`CertificateFlaw`] or [`ServerVersion`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} {input:?}: expected {expected}")]
 pub struct SettingParseError {
@@ -244,6 +244,38 @@ pub enum CertificateSource {
     },
 }
 
+/// A defect of the generated server certificate that clients validating it reject, while the
+/// CA stays the one they trust: the certificate errors real servers produce (an expired
+/// self-provisioned certificate, a certificate issued for another name).
+///
+/// A certificate signed with a hash clients reject (SHA-1, MD5) cannot be generated here: the
+/// crypto provider signs with SHA-256 and up only. Load one from PEM instead
+/// ([`CertificateSource::Pem`]); the crate README shows the `openssl` command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CertificateFlaw {
+    /// The leaf expired long ago (valid 2000-01-01 to 2001-01-01).
+    Expired,
+    /// The leaf names `wrong-host.invalid` only: neither `localhost` nor 127.0.0.1.
+    WrongName,
+}
+
+impl FromStr for CertificateFlaw {
+    type Err = SettingParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "expired" => Ok(CertificateFlaw::Expired),
+            "wrong-name" => Ok(CertificateFlaw::WrongName),
+            _ => Err(SettingParseError {
+                what: "certificate flaw",
+                input: s.to_owned(),
+                expected: "expired or wrong-name",
+            }),
+        }
+    }
+}
+
 /// A login the emulator accepts.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Login {
@@ -293,6 +325,7 @@ pub struct EmulatorConfig {
     pub(crate) databases: Vec<String>,
     pub(crate) server_name: String,
     pub(crate) certificate: CertificateSource,
+    pub(crate) certificate_flaw: Option<CertificateFlaw>,
     pub(crate) tls_first_response: TlsFirstResponse,
     pub(crate) faults: Vec<FaultRule>,
     pub(crate) routing: Option<RouteRule>,
@@ -312,6 +345,7 @@ impl Default for EmulatorConfig {
             databases: vec!["master".to_owned()],
             server_name: "EMU".to_owned(),
             certificate: CertificateSource::Generated,
+            certificate_flaw: None,
             tls_first_response: TlsFirstResponse::Hang,
             faults: Vec::new(),
             routing: None,
@@ -391,6 +425,13 @@ impl EmulatorConfig {
     /// Where the certificate comes from (default: generated).
     pub fn certificate(mut self, source: CertificateSource) -> Self {
         self.certificate = source;
+        self
+    }
+
+    /// Generates the server certificate with this flaw (default: none). Only for
+    /// [`CertificateSource::Generated`]; a loaded certificate is served as it is.
+    pub fn certificate_flaw(mut self, flaw: CertificateFlaw) -> Self {
+        self.certificate_flaw = Some(flaw);
         self
     }
 
@@ -480,6 +521,9 @@ mod tests {
         }
         assert!("forced".parse::<EncryptionSetting>().is_err());
         assert_eq!("fin".parse(), Ok(Termination::Fin));
+        assert_eq!("wrong-name".parse(), Ok(CertificateFlaw::WrongName));
+        assert_eq!("expired".parse(), Ok(CertificateFlaw::Expired));
+        assert!("sha1".parse::<CertificateFlaw>().is_err());
         assert_eq!("reset".parse(), Ok(Termination::Reset));
         assert!("rest".parse::<Termination>().is_err());
         assert_eq!("16.0.4220".parse(), Ok(ServerVersion::default()));

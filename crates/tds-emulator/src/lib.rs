@@ -94,8 +94,8 @@ pub mod tls;
 pub mod tokens;
 
 pub use config::{
-    CertificateSource, EmulatorConfig, EncryptionSetting, Login, ServerVersion, SettingParseError,
-    Termination, TlsFirstResponse, TlsProtocol,
+    CertificateFlaw, CertificateSource, EmulatorConfig, EncryptionSetting, Login, ServerVersion,
+    SettingParseError, Termination, TlsFirstResponse, TlsProtocol,
 };
 pub use fault::{
     AlertFraming, Fault, FaultParseError, FaultPoint, FaultRule, OldTlsVersion, StallPhase,

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tds_emulator::{
-    CertificateSource, Emulator, EmulatorConfig, EncryptionSetting, FaultRule, RouteRule,
-    ServerVersion, Termination, TlsFirstResponse, TlsProtocol,
+    CertificateFlaw, CertificateSource, Emulator, EmulatorConfig, EncryptionSetting, FaultRule,
+    RouteRule, ServerVersion, Termination, TlsFirstResponse, TlsProtocol,
 };
 
 /// A SQL Server handshake emulator that misbehaves on purpose.
@@ -99,6 +99,11 @@ struct Args {
     #[arg(long, requires = "cert", value_name = "PATH")]
     key: Option<PathBuf>,
 
+    /// Generate the certificate with a flaw validating clients reject: expired or wrong-name
+    /// (the leaf names wrong-host.invalid). The CA stays the one to trust.
+    #[arg(long, conflicts_with = "cert", value_name = "FLAW")]
+    certificate_flaw: Option<CertificateFlaw>,
+
     /// CA PEM to export with --cert (default: the last certificate of --cert).
     #[arg(long, requires = "cert", value_name = "PATH")]
     ca: Option<PathBuf>,
@@ -179,6 +184,9 @@ async fn main() -> ExitCode {
         .certificate(certificate);
     for database in args.databases {
         config = config.database(database);
+    }
+    if let Some(flaw) = args.certificate_flaw {
+        config = config.certificate_flaw(flaw);
     }
     for rule in args.faults {
         config = config.fault_rule(rule);

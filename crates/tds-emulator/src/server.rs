@@ -43,8 +43,8 @@ impl Emulator {
     /// accepting. Errors: the address cannot be bound, or the certificate cannot be generated
     /// or loaded (kind `Other`, wrapping a [`TlsSetupError`](crate::TlsSetupError)).
     pub async fn start(config: EmulatorConfig) -> io::Result<Emulator> {
-        let identity =
-            ServerIdentity::from_source(&config.certificate).map_err(io::Error::other)?;
+        let identity = ServerIdentity::from_source(&config.certificate, config.certificate_flaw)
+            .map_err(io::Error::other)?;
         // TDS 7: no TLS 1.3 session tickets; they would be wrapped after the client switched
         // to raw TLS (tds-handshake.md §4.1).
         let tds7_tls = match config.encryption {

@@ -15,7 +15,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::config::{CertificateSource, TlsProtocol};
+use crate::config::{CertificateFlaw, CertificateSource, TlsProtocol};
 
 /// ALPN protocol id of TDS 8.0 (MS-TDS 3.3.5.1).
 pub const ALPN_TDS8: &[u8] = b"tds/8.0";
@@ -64,17 +64,20 @@ pub(crate) struct ServerIdentity {
 }
 
 impl ServerIdentity {
-    pub(crate) fn from_source(source: &CertificateSource) -> Result<Self, TlsSetupError> {
+    pub(crate) fn from_source(
+        source: &CertificateSource,
+        flaw: Option<CertificateFlaw>,
+    ) -> Result<Self, TlsSetupError> {
         match source {
-            CertificateSource::Generated => Self::generate(),
+            CertificateSource::Generated => Self::generate(flaw),
             CertificateSource::Pem { chain, key, ca } => Self::load(chain, key, ca.as_deref()),
         }
     }
 
     /// A fresh CA, and a leaf for `localhost` and `127.0.0.1` signed by it. The CA is a real CA
     /// certificate (basicConstraints CA), so clients can trust it as a root and validate the leaf
-    /// with hostname checks on.
-    fn generate() -> Result<Self, TlsSetupError> {
+    /// with hostname checks on. A `flaw` spoils the leaf only, so it is the one thing wrong.
+    fn generate(flaw: Option<CertificateFlaw>) -> Result<Self, TlsSetupError> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
@@ -87,10 +90,22 @@ impl ServerIdentity {
         ];
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
-        let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()])?;
-        leaf_params
-            .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        let mut leaf_params = match flaw {
+            Some(CertificateFlaw::WrongName) => {
+                CertificateParams::new(vec!["wrong-host.invalid".to_owned()])?
+            }
+            _ => {
+                let mut params = CertificateParams::new(vec!["localhost".to_owned()])?;
+                params
+                    .subject_alt_names
+                    .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+                params
+            }
+        };
+        if flaw == Some(CertificateFlaw::Expired) {
+            leaf_params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            leaf_params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
         leaf_params
             .distinguished_name
             .push(DnType::CommonName, "localhost");
@@ -261,7 +276,7 @@ mod tests {
 
     #[test]
     fn generated_identity_builds_both_configs() {
-        let identity = ServerIdentity::generate().unwrap();
+        let identity = ServerIdentity::generate(None).unwrap();
         assert!(identity.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
         identity
             .server_config(&[TlsProtocol::Tls12], false, 0)
@@ -274,7 +289,7 @@ mod tests {
 
     #[test]
     fn pem_encoding_round_trips_through_the_pki_types_decoder() {
-        let identity = ServerIdentity::generate().unwrap();
+        let identity = ServerIdentity::generate(None).unwrap();
         let pem = pem_certificate(&identity.chain[1]);
         let parsed: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
             .collect::<Result<_, _>>()
