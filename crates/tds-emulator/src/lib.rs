@@ -58,7 +58,7 @@
 //! | [`stats`] | [`Stats`] counters and [`ClientRecord`]s |
 //! | [`login7`] | the LOGIN7 parser |
 //! | [`route`] | [`Route`], [`RouteRule`]: where a gateway sends logins, and their text syntax |
-//! | [`tokens`] | TDS token encoders (login response, errors, result sets) |
+//! | [`tokens`] | TDS token encoders (login response, errors, result sets) per [`tokens::Dialect`] |
 //! | [`tls`] | certificate generation/loading and rustls configurations |
 //!
 //! Private modules: `link` (the socket, TLS driving, resets), `session` (one connection's
@@ -75,6 +75,11 @@
 //!   client reads ECONNRESET; [`Termination::Fin`] closes in order instead.
 //! - In strict mode the PRELOGIN reply inside TLS says ENCRYPT_NOT_SUP (tds-handshake.md §5.2).
 //! - LOGINACK echoes TDS 8.0 when the client sent 8.0, else the client's 7.x version capped at 7.4.
+//! - Each session speaks its client's dialect ([`tokens::Dialect`]): TDS 7.1 gets 7.1 field
+//!   sizes. What SQL Server 2019/2022 refuse is closed without a response: a first message
+//!   that is neither PRELOGIN nor a ClientHello (TDS 7.0, 4.2, 5.0), a LOGIN7 below 7.1.
+//! - The PRELOGIN reply carries the options the client sent (no MARS to a client that sent none).
+//! - The crate README compares what the emulator sends with real servers' bytes.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
