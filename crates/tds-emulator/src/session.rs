@@ -368,7 +368,8 @@ impl Session {
                 let hello = tls::old_server_hello(version.wire_minor(), random);
                 let grace = self.shared.config.terminate_grace;
                 let answer = if wrapped {
-                    // TDS 7: the flight goes in a 0x12 packet, and so does the client's alert.
+                    // TDS 7: the flight goes in a 0x12 packet; a client alert would come back
+                    // in one too (tiberius and FreeTDS close without sending it).
                     let mut wire = Vec::new();
                     encode_message(
                         PacketType::PreLogin,
