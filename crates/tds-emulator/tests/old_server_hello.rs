@@ -140,3 +140,66 @@ async fn openssl_limited_to_tls_1_2_sends_alert_70_raw_in_strict_mode() {
         running.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrapped_alert_after_the_old_hello_is_recorded() {
+    use tokio::io::AsyncReadExt;
+    // No real client sends alert 70 wrapped in TDS 7 (above), so the wire is driven by hand:
+    // digest V1 PRELOGIN (ENCRYPT_ON), any ClientHello bytes in a 0x12 packet, then V11's
+    // wrapped alert with description 70.
+    let running = start(
+        EmulatorConfig::new()
+            .encryption(EncryptionSetting::Off)
+            .fault(
+                Fault::OldServerHello(OldTlsVersion::Tls11),
+                Schedule::Always,
+            ),
+    )
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(running.emulator.local_addr())
+        .await
+        .unwrap();
+    let v1: [u8; 47] = [
+        0x12, 0x01, 0x00, 0x2F, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x1A, 0x00, 0x06, 0x01, 0x00,
+        0x20, 0x00, 0x01, 0x02, 0x00, 0x21, 0x00, 0x01, 0x03, 0x00, 0x22, 0x00, 0x04, 0x04, 0x00,
+        0x26, 0x00, 0x01, 0xFF, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0xB8, 0x0D, 0x00,
+        0x00, 0x01,
+    ];
+    let mut reply = [0u8; 43];
+    tokio::time::timeout(PATIENCE, async {
+        tcp.write_all(&v1).await.unwrap();
+        tcp.read_exact(&mut reply).await.unwrap();
+        assert_eq!(reply[40], 0x01, "ENCRYPT_ON answers ENCRYPT_ON");
+        // A (truncated, never parsed) ClientHello record in one 0x12 packet.
+        let hello = [0x16, 0x03, 0x01, 0x00, 0x04, 0x01, 0x00, 0x00, 0x00];
+        let mut packet = vec![0x12, 0x01, 0x00, 8 + hello.len() as u8, 0, 0, 0, 0];
+        packet.extend_from_slice(&hello);
+        tcp.write_all(&packet).await.unwrap();
+        let mut header = [0u8; 8];
+        tcp.read_exact(&mut header).await.unwrap();
+        assert_eq!(header[..2], [0x12, 0x01], "one 0x12 packet, EOM");
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes([header[2], header[3]])) - 8];
+        tcp.read_exact(&mut body).await.unwrap();
+        // Record 3.2 (TLS 1.1), ServerHello, hello version 3.2, no session id, 0x002F.
+        assert_eq!(body[..3], [0x16, 0x03, 0x02]);
+        assert_eq!(body[5], 2, "ServerHello");
+        assert_eq!(body[9..11], [0x03, 0x02]);
+        assert_eq!(body[43..46], [0x00, 0x00, 0x2F]);
+        tcp.write_all(&[
+            0x12, 0x01, 0x00, 0x0F, 0x00, 0x00, 0x01, 0x00, 0x15, 0x03, 0x03, 0x00, 0x02, 0x02,
+            0x46,
+        ])
+        .await
+        .unwrap();
+        let mut rest = [0u8; 16];
+        assert_eq!(
+            tcp.read(&mut rest).await.unwrap(),
+            0,
+            "then an orderly close"
+        );
+    })
+    .await
+    .expect("the exchange finished in time");
+    assert_eq!(client_alert(&running).await, Some(70));
+    running.shutdown().await;
+}
