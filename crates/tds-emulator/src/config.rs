@@ -66,8 +66,8 @@ impl fmt::Display for EncryptionSetting {
     }
 }
 
-/// A string that names no [`EncryptionSetting`], [`TlsProtocol`], [`TlsFirstResponse`] or
-/// [`ServerVersion`].
+/// A string that names no [`EncryptionSetting`], [`TlsProtocol`], [`TlsFirstResponse`],
+/// [`Termination`], [`CertificateFlaw`] or [`ServerVersion`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} {input:?}: expected {expected}")]
 pub struct SettingParseError {
@@ -145,6 +145,35 @@ impl FromStr for TlsFirstResponse {
     }
 }
 
+/// How the server ends a connection the MS-TDS 2.2.6.5 encryption matrix terminates (the reply
+/// is sent first). The spec does not say; the 10054 reports show resets, so that is the
+/// default, and an orderly close is the variant a test asks for by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Termination {
+    /// TCP reset after the client's next bytes (bounded by
+    /// [`EmulatorConfig::terminate_grace`]): the client reads ECONNRESET (10054).
+    #[default]
+    Reset,
+    /// Orderly close (FIN) right after the reply: the client reads EOF.
+    Fin,
+}
+
+impl FromStr for Termination {
+    type Err = SettingParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "reset" | "rst" => Ok(Termination::Reset),
+            "fin" | "close" => Ok(Termination::Fin),
+            _ => Err(SettingParseError {
+                what: "termination",
+                input: s.to_owned(),
+                expected: "reset or fin",
+            }),
+        }
+    }
+}
+
 /// The product version the server reports in PRELOGIN and LOGINACK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ServerVersion {
@@ -215,6 +244,38 @@ pub enum CertificateSource {
     },
 }
 
+/// A defect of the generated server certificate that clients validating it reject, while the
+/// CA stays the one they trust: the certificate errors real servers produce (an expired
+/// self-provisioned certificate, a certificate issued for another name).
+///
+/// A certificate signed with a hash clients reject (SHA-1, MD5) cannot be generated here: the
+/// crypto provider signs with SHA-256 and up only. Load one from PEM instead
+/// ([`CertificateSource::Pem`]); the crate README shows the `openssl` command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CertificateFlaw {
+    /// The leaf expired long ago (valid 2000-01-01 to 2001-01-01).
+    Expired,
+    /// The leaf names `wrong-host.invalid` only: neither `localhost` nor 127.0.0.1.
+    WrongName,
+}
+
+impl FromStr for CertificateFlaw {
+    type Err = SettingParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "expired" => Ok(CertificateFlaw::Expired),
+            "wrong-name" => Ok(CertificateFlaw::WrongName),
+            _ => Err(SettingParseError {
+                what: "certificate flaw",
+                input: s.to_owned(),
+                expected: "expired or wrong-name",
+            }),
+        }
+    }
+}
+
 /// A login the emulator accepts.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Login {
@@ -251,7 +312,8 @@ impl fmt::Debug for Login {
 /// Defaults: listen on `127.0.0.1:0`, encryption [`EncryptionSetting::Off`], TLS 1.2 only in
 /// TDS 7 (as SQL Server), TLS 1.2 and 1.3 in strict mode, version 16.0.4220, login
 /// `sa` / `Password123!`, database `master`, server name `EMU`, a generated certificate,
-/// [`TlsFirstResponse::Hang`], no faults, no routing.
+/// [`TlsFirstResponse::Hang`], matrix terminations as resets ([`Termination::Reset`]), no
+/// faults, no routing.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
     pub(crate) listen: SocketAddr,
@@ -263,10 +325,12 @@ pub struct EmulatorConfig {
     pub(crate) databases: Vec<String>,
     pub(crate) server_name: String,
     pub(crate) certificate: CertificateSource,
+    pub(crate) certificate_flaw: Option<CertificateFlaw>,
     pub(crate) tls_first_response: TlsFirstResponse,
     pub(crate) faults: Vec<FaultRule>,
     pub(crate) routing: Option<RouteRule>,
     pub(crate) terminate_grace: Duration,
+    pub(crate) termination: Termination,
 }
 
 impl Default for EmulatorConfig {
@@ -281,10 +345,12 @@ impl Default for EmulatorConfig {
             databases: vec!["master".to_owned()],
             server_name: "EMU".to_owned(),
             certificate: CertificateSource::Generated,
+            certificate_flaw: None,
             tls_first_response: TlsFirstResponse::Hang,
             faults: Vec::new(),
             routing: None,
             terminate_grace: Duration::from_secs(2),
+            termination: Termination::Reset,
         }
     }
 }
@@ -362,6 +428,13 @@ impl EmulatorConfig {
         self
     }
 
+    /// Generates the server certificate with this flaw (default: none). Only for
+    /// [`CertificateSource::Generated`]; a loaded certificate is served as it is.
+    pub fn certificate_flaw(mut self, flaw: CertificateFlaw) -> Self {
+        self.certificate_flaw = Some(flaw);
+        self
+    }
+
     /// What a server that does not accept TDS 8.0 does with a TLS-first client (default: hang).
     pub fn tls_first_response(mut self, response: TlsFirstResponse) -> Self {
         self.tls_first_response = response;
@@ -410,6 +483,14 @@ impl EmulatorConfig {
         self
     }
 
+    /// How a matrix termination ends the connection after the reply (default
+    /// [`Termination::Reset`], as the 10054 reports show; [`Termination::Fin`] for the orderly
+    /// close MS-TDS equally allows).
+    pub fn matrix_termination(mut self, termination: Termination) -> Self {
+        self.termination = termination;
+        self
+    }
+
     /// The configured encryption setting.
     pub fn encryption_setting(&self) -> EncryptionSetting {
         self.encryption
@@ -439,6 +520,12 @@ mod tests {
             assert_eq!(setting.name().parse(), Ok(setting));
         }
         assert!("forced".parse::<EncryptionSetting>().is_err());
+        assert_eq!("fin".parse(), Ok(Termination::Fin));
+        assert_eq!("wrong-name".parse(), Ok(CertificateFlaw::WrongName));
+        assert_eq!("expired".parse(), Ok(CertificateFlaw::Expired));
+        assert!("sha1".parse::<CertificateFlaw>().is_err());
+        assert_eq!("reset".parse(), Ok(Termination::Reset));
+        assert!("rest".parse::<Termination>().is_err());
         assert_eq!("16.0.4220".parse(), Ok(ServerVersion::default()));
         assert!("8.0.1".parse::<ServerVersion>().is_err());
         assert_eq!("1.3".parse(), Ok(TlsProtocol::Tls13));

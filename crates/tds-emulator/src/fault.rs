@@ -13,6 +13,7 @@
 //! | `reset-after-client-hello` | reads the first TLS flight (ClientHello), resets |
 //! | `reset-at-byte:N` | the server's output stops after N bytes in total, then a reset |
 //! | `alert:D[:raw\|:wrapped]` | answers the ClientHello with a fatal TLS alert with description D (0-255), raw (default) or wrapped in a 0x12 packet, then closes |
+//! | `old-server-hello[:1.0\|:1.1]` | answers the ClientHello with a ServerHello for TLS 1.0 (default) or 1.1, as an unpatched SQL Server 2008-2014 does (wrapped in a 0x12 packet in TDS 7, raw in strict mode); reads the client's answer (a TLS 1.2+ client sends alert 70, protocol_version, recorded in [`ClientRecord::client_alert`](crate::ClientRecord::client_alert)), then closes |
 //! | `stall:PHASE` | goes silent at PHASE (`prelogin`, `tls`, `login`, `query`) and holds the connection open until the client leaves or the emulator shuts down |
 //! | `wrong-packet-type` | frames its TDS 7 TLS handshake flights as 0x04 packets instead of 0x12 |
 //! | `login-error:N` | answers LOGIN7 with ERROR N + DONE(error), then closes |
@@ -31,6 +32,32 @@ pub enum AlertFraming {
     Raw,
     /// The alert record inside a TDS 0x12 (PRELOGIN) packet, as a TDS 7 handshake message.
     Wrapped,
+}
+
+/// A TLS version older than 1.2, as selected by an old server's ServerHello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OldTlsVersion {
+    /// TLS 1.0 (0x0301): SQL Server 2008-2014 without the TLS 1.2 updates (KB3135244).
+    Tls10,
+    /// TLS 1.1 (0x0302).
+    Tls11,
+}
+
+impl OldTlsVersion {
+    /// The minor byte of the wire version (3, minor).
+    pub fn wire_minor(self) -> u8 {
+        match self {
+            OldTlsVersion::Tls10 => 1,
+            OldTlsVersion::Tls11 => 2,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            OldTlsVersion::Tls10 => "1.0",
+            OldTlsVersion::Tls11 => "1.1",
+        }
+    }
 }
 
 /// Where a [`Fault::Stall`] goes silent.
@@ -88,6 +115,9 @@ pub enum Fault {
         /// Raw record or wrapped in a 0x12 packet.
         framing: AlertFraming,
     },
+    /// Answer the ClientHello with a ServerHello selecting TLS 1.0 or 1.1 (an unpatched SQL
+    /// Server 2008-2014), read the client's answer (alert 70 from a TLS 1.2+ client), close.
+    OldServerHello(OldTlsVersion),
     /// Go silent at a phase and hold the connection open.
     Stall(StallPhase),
     /// Frame the TDS 7 TLS handshake flights as type 0x04 packets instead of 0x12.
@@ -132,6 +162,7 @@ impl Fault {
             Fault::ResetAfterPreloginReply => FaultPoint::AfterPreloginReply,
             Fault::ResetAfterClientHello
             | Fault::Alert { .. }
+            | Fault::OldServerHello(_)
             | Fault::Stall(StallPhase::Tls)
             | Fault::WrongPacketType => FaultPoint::ClientHello,
             Fault::ResetAtServerByte(_) => FaultPoint::Accepted,
@@ -161,6 +192,7 @@ impl Fault {
                 framing: AlertFraming::Wrapped,
                 ..
             } => "alert_wrapped",
+            Fault::OldServerHello(_) => "old_server_hello",
             Fault::Stall(_) => "stall",
             Fault::WrongPacketType => "wrong_packet_type",
             Fault::LoginError(_) => "login_error",
@@ -191,6 +223,7 @@ impl fmt::Display for Fault {
                 };
                 write!(f, "alert:{description}:{framing}")
             }
+            Fault::OldServerHello(version) => write!(f, "old-server-hello:{}", version.name()),
             Fault::Stall(phase) => write!(f, "stall:{}", phase.name()),
             Fault::WrongPacketType => f.write_str("wrong-packet-type"),
             Fault::LoginError(n) => write!(f, "login-error:{n}"),
@@ -209,7 +242,7 @@ pub enum FaultParseError {
         "invalid fault {input:?}: {reason}; expected one of reset-before-prelogin-reply, \
          fin-before-prelogin-reply, garbage-reply, truncated-reply, reset-after-prelogin-reply, \
          nonzero-threadid, reset-after-client-hello, reset-at-byte:N, alert:D[:raw|:wrapped], \
-         stall:prelogin|tls|login|query, wrong-packet-type, login-error:N, close-after-login, \
+         old-server-hello[:1.0|:1.1], stall:prelogin|tls|login|query, wrong-packet-type, login-error:N, close-after-login, \
          reset-after-login"
     )]
     Fault {
@@ -259,6 +292,11 @@ impl FromStr for Fault {
                     framing,
                 })
             }
+            ["old-server-hello"] | ["old-server-hello", "1.0"] => {
+                Ok(Fault::OldServerHello(OldTlsVersion::Tls10))
+            }
+            ["old-server-hello", "1.1"] => Ok(Fault::OldServerHello(OldTlsVersion::Tls11)),
+            ["old-server-hello", _] => Err(err("the ServerHello version must be 1.0 or 1.1")),
             ["stall", phase] => match *phase {
                 "prelogin" => Ok(Fault::Stall(StallPhase::Prelogin)),
                 "tls" => Ok(Fault::Stall(StallPhase::Tls)),
@@ -360,6 +398,8 @@ mod tests {
                 description: 70,
                 framing: AlertFraming::Raw,
             },
+            Fault::OldServerHello(OldTlsVersion::Tls10),
+            Fault::OldServerHello(OldTlsVersion::Tls11),
             Fault::Stall(StallPhase::Prelogin),
             Fault::Stall(StallPhase::Tls),
             Fault::Stall(StallPhase::Login),
@@ -391,6 +431,14 @@ mod tests {
         let rule: FaultRule = "login-error:18456".parse().unwrap();
         assert_eq!(rule.schedule, Schedule::Always);
         assert!("alert:300".parse::<FaultRule>().is_err());
+        assert_eq!(
+            "old-server-hello@first:1"
+                .parse::<FaultRule>()
+                .unwrap()
+                .fault,
+            Fault::OldServerHello(OldTlsVersion::Tls10)
+        );
+        assert!("old-server-hello:1.2".parse::<FaultRule>().is_err());
         assert!("explode".parse::<FaultRule>().is_err());
         assert!("stall:tls@never".parse::<FaultRule>().is_err());
     }

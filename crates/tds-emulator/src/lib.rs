@@ -58,11 +58,12 @@
 //! | [`stats`] | [`Stats`] counters and [`ClientRecord`]s |
 //! | [`login7`] | the LOGIN7 parser |
 //! | [`route`] | [`Route`], [`RouteRule`]: where a gateway sends logins, and their text syntax |
-//! | [`tokens`] | TDS token encoders (login response, errors, result sets) |
+//! | [`tokens`] | TDS token encoders (login response, errors, result sets) per [`tokens::Dialect`] |
 //! | [`tls`] | certificate generation/loading and rustls configurations |
 //!
 //! Private modules: `link` (the socket, TLS driving, resets), `session` (one connection's
-//! state machine and fault points), `request` (what a query asks for).
+//! state machine and fault points), `shared` (what the server and its sessions share),
+//! `request` (what a query asks for).
 //!
 //! # Behaviour worth knowing
 //!
@@ -71,9 +72,14 @@
 //!   [`TlsFirstResponse`] switches to a close or a reset (MS-TDS 3.3.5.1 allows closing).
 //! - "Terminate" in the matrix is a TCP reset sent after the client's next bytes or after
 //!   [`EmulatorConfig::terminate_grace`] (2 s), so the reply itself always arrives and the
-//!   client reads ECONNRESET.
+//!   client reads ECONNRESET; [`Termination::Fin`] closes in order instead.
 //! - In strict mode the PRELOGIN reply inside TLS says ENCRYPT_NOT_SUP (tds-handshake.md §5.2).
 //! - LOGINACK echoes TDS 8.0 when the client sent 8.0, else the client's 7.x version capped at 7.4.
+//! - Each session speaks its client's dialect ([`tokens::Dialect`]): TDS 7.1 gets 7.1 field
+//!   sizes. What SQL Server 2019/2022 refuse is closed without a response: a first message
+//!   that is neither PRELOGIN nor a ClientHello (TDS 7.0, 4.2, 5.0), a LOGIN7 below 7.1.
+//! - The PRELOGIN reply carries the options the client sent (no MARS to a client that sent none).
+//! - The crate README compares what the emulator sends with real servers' bytes.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -87,15 +93,18 @@ pub mod route;
 pub mod schedule;
 pub mod server;
 mod session;
+mod shared;
 pub mod stats;
 pub mod tls;
 pub mod tokens;
 
 pub use config::{
-    CertificateSource, EmulatorConfig, EncryptionSetting, Login, ServerVersion, SettingParseError,
-    TlsFirstResponse, TlsProtocol,
+    CertificateFlaw, CertificateSource, EmulatorConfig, EncryptionSetting, Login, ServerVersion,
+    SettingParseError, Termination, TlsFirstResponse, TlsProtocol,
 };
-pub use fault::{AlertFraming, Fault, FaultParseError, FaultPoint, FaultRule, StallPhase};
+pub use fault::{
+    AlertFraming, Fault, FaultParseError, FaultPoint, FaultRule, OldTlsVersion, StallPhase,
+};
 pub use login7::{Login7, Login7Error};
 pub use route::{Route, RouteParseError, RouteRule};
 pub use schedule::{Schedule, ScheduleParseError};

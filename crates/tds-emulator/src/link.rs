@@ -134,6 +134,16 @@ impl Link {
         self.want(5 + len).await
     }
 
+    /// Removes and returns the whole raw TLS record at the front of the buffer (strict mode,
+    /// after [`want_tls_record`](Self::want_tls_record) said it is there).
+    pub(crate) fn take_tls_record(&mut self) -> Vec<u8> {
+        let len = match self.inbuf.get(3..5) {
+            Some(&[hi, lo]) => 5 + usize::from(u16::from_be_bytes([hi, lo])),
+            _ => self.inbuf.len(),
+        };
+        self.inbuf.drain(..len.min(self.inbuf.len())).collect()
+    }
+
     /// Reads one whole TDS message (packets up to EOM), at most `max` payload bytes.
     pub(crate) async fn read_message(&mut self, max: usize) -> Result<TdsMessage, LinkError> {
         let mut message: Option<TdsMessage> = None;

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tds_emulator::{
-    CertificateSource, Emulator, EmulatorConfig, EncryptionSetting, FaultRule, RouteRule,
-    ServerVersion, TlsFirstResponse, TlsProtocol,
+    CertificateFlaw, CertificateSource, Emulator, EmulatorConfig, EncryptionSetting, FaultRule,
+    RouteRule, ServerVersion, Termination, TlsFirstResponse, TlsProtocol,
 };
 
 /// A SQL Server handshake emulator that misbehaves on purpose.
@@ -86,6 +86,11 @@ struct Args {
     #[arg(long, default_value = "hang", value_name = "RESPONSE")]
     tls_first: TlsFirstResponse,
 
+    /// How a connection the encryption matrix terminates ends after the PRELOGIN reply: reset
+    /// (RST, what the 10054 reports show) or fin (an orderly close).
+    #[arg(long, default_value = "reset", value_name = "HOW")]
+    terminate: Termination,
+
     /// Certificate chain PEM (leaf first) instead of a generated one; needs --key.
     #[arg(long, requires = "key", value_name = "PATH")]
     cert: Option<PathBuf>,
@@ -93,6 +98,11 @@ struct Args {
     /// Private key PEM of --cert.
     #[arg(long, requires = "cert", value_name = "PATH")]
     key: Option<PathBuf>,
+
+    /// Generate the certificate with a flaw validating clients reject: expired or wrong-name
+    /// (the leaf names wrong-host.invalid). The CA stays the one to trust.
+    #[arg(long, conflicts_with = "cert", value_name = "FLAW")]
+    certificate_flaw: Option<CertificateFlaw>,
 
     /// CA PEM to export with --cert (default: the last certificate of --cert).
     #[arg(long, requires = "cert", value_name = "PATH")]
@@ -126,6 +136,9 @@ FAULTS (--fault FAULT[@SCHEDULE], schedule defaults to always):
   alert:D[:raw|:wrapped]        answer the ClientHello with fatal TLS alert D (0-255;
                                 40 handshake_failure, 70 protocol_version, 71
                                 insufficient_security), raw or in a 0x12 packet; then close
+  old-server-hello[:1.0|:1.1]   answer the ClientHello with a TLS 1.0 (default) or 1.1
+                                ServerHello, as an unpatched SQL Server 2008-2014; read the
+                                client's alert (70 from TLS 1.2+ clients), then close
   stall:PHASE                   go silent at prelogin, tls, login or query
   wrong-packet-type             send TDS 7 TLS handshake packets as type 0x04
   nonzero-threadid              send a PRELOGIN reply with a non-empty THREADID (debug
@@ -167,9 +180,13 @@ async fn main() -> ExitCode {
         .credentials(args.user, args.password)
         .server_name(args.server_name)
         .tls_first_response(args.tls_first)
+        .matrix_termination(args.terminate)
         .certificate(certificate);
     for database in args.databases {
         config = config.database(database);
+    }
+    if let Some(flaw) = args.certificate_flaw {
+        config = config.certificate_flaw(flaw);
     }
     for rule in args.faults {
         config = config.fault_rule(rule);

@@ -6,28 +6,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{EmulatorConfig, EncryptionSetting};
 use crate::session;
+use crate::shared::Shared;
 use crate::stats::{ClientRecord, Stats, StatsCell};
 use crate::tls::ServerIdentity;
 
 /// How often the `wait_for_*` helpers look at the counters.
 const POLL_INTERVAL: Duration = Duration::from_millis(10);
-
-/// State shared by the accept loop and every connection.
-pub(crate) struct Shared {
-    pub(crate) config: EmulatorConfig,
-    /// TLS for TDS 7 (wrapped in PRELOGIN packets); `None` when the setting is `none`.
-    pub(crate) tds7_tls: Option<Arc<ServerConfig>>,
-    /// TLS for TDS 8.0 strict (ALPN tds/8.0).
-    pub(crate) strict_tls: Arc<ServerConfig>,
-    pub(crate) stats: StatsCell,
-}
 
 /// A running emulator. Dropping it stops the listener and every connection without waiting;
 /// [`Emulator::shutdown`] does the same and waits until all tasks are gone.
@@ -53,8 +43,8 @@ impl Emulator {
     /// accepting. Errors: the address cannot be bound, or the certificate cannot be generated
     /// or loaded (kind `Other`, wrapping a [`TlsSetupError`](crate::TlsSetupError)).
     pub async fn start(config: EmulatorConfig) -> io::Result<Emulator> {
-        let identity =
-            ServerIdentity::from_source(&config.certificate).map_err(io::Error::other)?;
+        let identity = ServerIdentity::from_source(&config.certificate, config.certificate_flaw)
+            .map_err(io::Error::other)?;
         // TDS 7: no TLS 1.3 session tickets; they would be wrapped after the client switched
         // to raw TLS (tds-handshake.md §4.1).
         let tds7_tls = match config.encryption {

@@ -10,14 +10,15 @@ use tds_handshake::{
 };
 use tokio::net::TcpStream;
 
-use crate::config::{EncryptionSetting, TlsFirstResponse};
+use crate::config::{EncryptionSetting, Termination, TlsFirstResponse};
 use crate::fault::{ActiveFaults, AlertFraming, Fault, FaultPoint, StallPhase};
 use crate::link::{Link, LinkError, absorb, drain_tls_output};
-use crate::login7::{Login7, MAX_LOGIN7, loginack_version};
+use crate::login7::{Login7, MAX_LOGIN7, TDS_7_1, TDS_8_0, loginack_version};
 use crate::request::{self, Query};
 use crate::schedule::splitmix64;
-use crate::server::Shared;
-use crate::tokens::{self, LoginResponse, RequestKind};
+use crate::shared::Shared;
+use crate::tls;
+use crate::tokens::{self, Dialect, LoginResponse, RequestKind};
 
 /// Largest TLS handshake message a client may send wrapped in 0x12 packets.
 const MAX_HANDSHAKE_MESSAGE: usize = 64 * 1024;
@@ -59,6 +60,8 @@ struct Session {
     spid: u16,
     faults: ActiveFaults,
     link: Link,
+    /// The token dialect, known once LOGIN7 has been read (TDS 7.4 until then).
+    dialect: Dialect,
 }
 
 /// Serves one accepted connection to its end.
@@ -74,6 +77,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, tcp: TcpStream, index: u64) {
         index,
         faults,
         link,
+        dialect: Dialect::default(),
     };
     let end = match session.run().await {
         Ok(end) => end,
@@ -112,9 +116,15 @@ impl Session {
                 })
             }
             0x12 => self.tds7().await,
-            _ => Err(LinkError::Protocol(
-                "first byte is neither PRELOGIN nor TLS",
-            )),
+            // MS-TDS 3.3.5.1: anything else is closed without a response. This is how SQL
+            // Server 2019/2022 refuse a TDS 7.0 client (LOGIN7 first, no PRELOGIN) and the
+            // pre-TDS 7 logins of TDS 4.2 and 5.0 (type 0x02).
+            _ => {
+                self.count(|s| s.unknown_first_message += 1);
+                Err(LinkError::Protocol(
+                    "first byte is neither PRELOGIN nor TLS",
+                ))
+            }
         }
     }
 
@@ -149,8 +159,12 @@ impl Session {
         self.send_prelogin_reply(&prelogin, negotiation.reply)
             .await?;
         if negotiation.terminate {
-            // MS-TDS 2.2.6.5: reply, then terminate. A reset, as the 10054 reports show.
-            return Ok(End::ResetAfterReply);
+            // MS-TDS 2.2.6.5: reply, then terminate. A reset by default, as the 10054 reports
+            // show; FIN when the configuration asks for it.
+            return Ok(match self.shared.config.termination {
+                Termination::Reset => End::ResetAfterReply,
+                Termination::Fin => End::Close,
+            });
         }
         if let Some(fault @ Fault::ResetAfterPreloginReply) =
             self.faults.at(FaultPoint::AfterPreloginReply)
@@ -255,7 +269,19 @@ impl Session {
             },
             encryption,
         );
-        // §2.3: FEDAUTHREQUIRED and NONCEOPT only when the client sent them.
+        // SQL Server answers the options the client sent, no more: a 4-option request
+        // (VERSION, ENCRYPTION, INSTOPT, THREADID: MS-SSTDS 4.1, older clients) gets a 37-byte
+        // reply without MARS. VERSION and ENCRYPTION are always answered (every client needs
+        // the latter); TRACEID is never echoed; FEDAUTHREQUIRED and NONCEOPT only when sent.
+        if client.instance.is_none() {
+            reply.instance = None;
+        }
+        if client.thread_id.is_none() {
+            reply.thread_id = None;
+        }
+        if client.mars.is_none() {
+            reply.mars = None;
+        }
         if client.fed_auth_required.is_some() {
             reply.fed_auth_required = Some(0);
         }
@@ -330,6 +356,45 @@ impl Session {
                         );
                         self.link.write_wire(&wire).await?;
                     }
+                }
+                return Ok(Some(End::Close));
+            }
+            Fault::OldServerHello(version) => {
+                self.inject(fault);
+                let mut random = [0u8; 32];
+                for (i, chunk) in random.chunks_mut(8).enumerate() {
+                    chunk.copy_from_slice(&splitmix64(self.index ^ (i as u64) << 48).to_le_bytes());
+                }
+                let hello = tls::old_server_hello(version.wire_minor(), random);
+                let grace = self.shared.config.terminate_grace;
+                let answer = if wrapped {
+                    // TDS 7: the flight goes in a 0x12 packet; a client alert would come back
+                    // in one too (tiberius and FreeTDS close without sending it).
+                    let mut wire = Vec::new();
+                    encode_message(
+                        PacketType::PreLogin,
+                        0,
+                        &hello,
+                        MAX_PRELOGIN_PACKET,
+                        &mut wire,
+                    );
+                    self.link.write_wire(&wire).await?;
+                    tokio::time::timeout(grace, self.link.read_message(MAX_HANDSHAKE_MESSAGE))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .map(|message| message.payload)
+                } else {
+                    // Strict: the ClientHello is still buffered; the answer is a raw record.
+                    self.link.take_tls_record();
+                    self.link.write_wire(&hello).await?;
+                    match tokio::time::timeout(grace, self.link.want_tls_record()).await {
+                        Ok(Ok(true)) => Some(self.link.take_tls_record()),
+                        _ => None,
+                    }
+                };
+                if let Some(description) = answer.as_deref().and_then(tls::alert_description) {
+                    self.record(|r| r.client_alert = Some(description));
                 }
                 return Ok(Some(End::Close));
             }
@@ -422,6 +487,14 @@ impl Session {
             // MS-TDS 3.2.5.2: only LOGIN7 is encrypted; both sides drop TLS, no close_notify.
             self.link.stop_tls();
         }
+        if login.tds_version != TDS_8_0 && login.tds_version < TDS_7_1 {
+            // Below 7.1 (TDS 7.0 and garbage): SQL Server logs 17802 "The Tabular Data
+            // Stream (TDS) version ... is unsupported or unknown. The connection has been
+            // closed." and closes without a token.
+            self.count(|s| s.tds_version_refused += 1);
+            return Ok(End::Close);
+        }
+        self.dialect = Dialect::for_tds_version(login.tds_version);
         match self.faults.at(FaultPoint::Login) {
             Some(fault @ Fault::LoginError(number)) => {
                 self.inject(fault);
@@ -498,7 +571,7 @@ impl Session {
     async fn reject_login(&mut self, number: u32, login: &Login7) -> Result<End, LinkError> {
         let server = self.shared.config.server_name.clone();
         let (class, text) = tokens::login_error_text(number, &login.user, &login.database, &server);
-        let reply = tokens::login_error(number, class, &text, &server);
+        let reply = tokens::login_error_in(self.dialect, number, class, &text, &server);
         self.count(|s| s.login_failed += 1);
         self.record(|r| r.login_error = Some(number));
         self.send_tokens(&reply, MAX_PRELOGIN_PACKET).await?;
@@ -520,19 +593,23 @@ impl Session {
                 Some(PacketType::SqlBatch) => reply_to(
                     request::classify_batch(&message.payload),
                     RequestKind::Batch,
+                    self.dialect,
                 ),
-                Some(PacketType::Rpc) => {
-                    reply_to(request::classify_rpc(&message.payload), RequestKind::Rpc)
-                }
+                Some(PacketType::Rpc) => reply_to(
+                    request::classify_rpc(&message.payload),
+                    RequestKind::Rpc,
+                    self.dialect,
+                ),
                 Some(PacketType::Attention) => {
                     self.count(|s| s.attentions += 1);
-                    self.send_tokens(&tokens::attention_ack(), packet_size)
+                    self.send_tokens(&tokens::attention_ack_in(self.dialect), packet_size)
                         .await?;
                     continue;
                 }
-                Some(PacketType::TransactionManager) => tokens::transaction_reply(
+                Some(PacketType::TransactionManager) => tokens::transaction_reply_in(
                     request::transaction_request_type(&message.payload),
                     splitmix64(self.index),
+                    self.dialect,
                 ),
                 _ => return Err(LinkError::Protocol("unexpected request type after login")),
             };
@@ -630,10 +707,10 @@ fn recorded(text: &str) -> String {
     text.chars().take(MAX_RECORDED_CHARS).collect()
 }
 
-fn reply_to(query: Query, kind: RequestKind) -> Vec<u8> {
+fn reply_to(query: Query, kind: RequestKind, dialect: Dialect) -> Vec<u8> {
     match query {
-        Query::SelectOne => tokens::select_one(kind),
-        Query::Rows { rows, bytes } => tokens::sized_rows(kind, rows, bytes),
-        Query::Other => tokens::empty_result(kind),
+        Query::SelectOne => tokens::select_one_in(kind, dialect),
+        Query::Rows { rows, bytes } => tokens::sized_rows_in(kind, rows, bytes, dialect),
+        Query::Other => tokens::empty_result_in(kind, dialect),
     }
 }

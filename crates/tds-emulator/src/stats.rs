@@ -54,6 +54,13 @@ pub struct Stats {
     pub stalls: u64,
     /// Connections that violated the protocol (unexpected packet type, undecodable message).
     pub protocol_errors: u64,
+    /// LOGIN7 messages refused for their TDS version (below 7.1: the server closes without a
+    /// response, as SQL Server does with versions it does not support, error 17802).
+    pub tds_version_refused: u64,
+    /// First messages that were neither PRELOGIN nor a TLS ClientHello (a TDS 7.0 LOGIN7 sent
+    /// without PRELOGIN, a pre-TDS 7 login, anything else): closed without a response
+    /// (MS-TDS 3.3.5.1). Also counted in `protocol_errors`.
+    pub unknown_first_message: u64,
     /// Faults injected, by [`Fault::kind`](crate::Fault::kind).
     pub faults_injected: BTreeMap<&'static str, u64>,
 }
@@ -115,6 +122,9 @@ pub struct ClientRecord {
     pub queries: u64,
     /// The fault injected on this connection, in its text form.
     pub fault: Option<String>,
+    /// The description of a TLS alert the client sent during the handshake, if the server
+    /// read one (e.g. 70 protocol_version after an old ServerHello).
+    pub client_alert: Option<u8>,
 }
 
 #[derive(Debug, Default)]

@@ -12,9 +12,10 @@ use rcgen::{
     KeyPair, KeyUsagePurpose, SanType,
 };
 use rustls::ServerConfig;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::config::{CertificateSource, TlsProtocol};
+use crate::config::{CertificateFlaw, CertificateSource, TlsProtocol};
 
 /// ALPN protocol id of TDS 8.0 (MS-TDS 3.3.5.1).
 pub const ALPN_TDS8: &[u8] = b"tds/8.0";
@@ -42,6 +43,14 @@ pub enum TlsSetupError {
         /// What was looked for.
         what: &'static str,
     },
+    /// A PEM file could be read but not decoded (a broken section, bad base64).
+    #[error("could not decode {path}: {source}")]
+    Pem {
+        /// The file.
+        path: String,
+        /// What the PEM decoder reported.
+        source: pem::Error,
+    },
     /// rustls rejected the configuration (e.g. key does not match the certificate).
     #[error("TLS configuration rejected: {0}")]
     Rustls(#[from] rustls::Error),
@@ -55,17 +64,20 @@ pub(crate) struct ServerIdentity {
 }
 
 impl ServerIdentity {
-    pub(crate) fn from_source(source: &CertificateSource) -> Result<Self, TlsSetupError> {
+    pub(crate) fn from_source(
+        source: &CertificateSource,
+        flaw: Option<CertificateFlaw>,
+    ) -> Result<Self, TlsSetupError> {
         match source {
-            CertificateSource::Generated => Self::generate(),
+            CertificateSource::Generated => Self::generate(flaw),
             CertificateSource::Pem { chain, key, ca } => Self::load(chain, key, ca.as_deref()),
         }
     }
 
     /// A fresh CA, and a leaf for `localhost` and `127.0.0.1` signed by it. The CA is a real CA
     /// certificate (basicConstraints CA), so clients can trust it as a root and validate the leaf
-    /// with hostname checks on.
-    fn generate() -> Result<Self, TlsSetupError> {
+    /// with hostname checks on. A `flaw` spoils the leaf only, so it is the one thing wrong.
+    fn generate(flaw: Option<CertificateFlaw>) -> Result<Self, TlsSetupError> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
@@ -78,10 +90,22 @@ impl ServerIdentity {
         ];
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
-        let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()])?;
-        leaf_params
-            .subject_alt_names
-            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        let mut leaf_params = match flaw {
+            Some(CertificateFlaw::WrongName) => {
+                CertificateParams::new(vec!["wrong-host.invalid".to_owned()])?
+            }
+            _ => {
+                let mut params = CertificateParams::new(vec!["localhost".to_owned()])?;
+                params
+                    .subject_alt_names
+                    .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+                params
+            }
+        };
+        if flaw == Some(CertificateFlaw::Expired) {
+            leaf_params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            leaf_params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
         leaf_params
             .distinguished_name
             .push(DnType::CommonName, "localhost");
@@ -98,26 +122,16 @@ impl ServerIdentity {
 
     fn load(chain: &Path, key: &Path, ca: Option<&Path>) -> Result<Self, TlsSetupError> {
         let chain_pem = read(chain)?;
-        let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut chain_pem.as_slice())
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&chain_pem)
             .collect::<Result<_, _>>()
-            .map_err(|source| TlsSetupError::Read {
-                path: chain.display().to_string(),
-                source,
-            })?;
+            .map_err(|error| pem_error(chain, "certificate", error))?;
         let last = certs.last().cloned().ok_or_else(|| TlsSetupError::Empty {
             path: chain.display().to_string(),
             what: "certificate",
         })?;
         let key_pem = read(key)?;
-        let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
-            .map_err(|source| TlsSetupError::Read {
-                path: key.display().to_string(),
-                source,
-            })?
-            .ok_or_else(|| TlsSetupError::Empty {
-                path: key.display().to_string(),
-                what: "private key",
-            })?;
+        let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|error| pem_error(key, "private key", error))?;
         let ca_pem = match ca {
             Some(ca) => String::from_utf8_lossy(&read(ca)?).into_owned(),
             None => pem_certificate(&last),
@@ -161,11 +175,58 @@ impl ServerIdentity {
     }
 }
 
+/// TLS_RSA_WITH_AES_128_CBC_SHA: what a TLS 1.0 Schannel server typically picks.
+const TLS_RSA_WITH_AES_128_CBC_SHA: [u8; 2] = [0x00, 0x2F];
+
+/// A ServerHello record selecting TLS 1.`minor - 1` (1 = TLS 1.0, 2 = TLS 1.1), as a server
+/// without TLS 1.2 answers a TLS 1.2 ClientHello: record and hello version 3.minor, no
+/// session id, TLS_RSA_WITH_AES_128_CBC_SHA, no compression (RFC 2246 7.4.1.3), and one
+/// extension, an empty renegotiation_info (RFC 5746), which Schannel has sent since 2010 and
+/// without which OpenSSL refuses the hello before it looks at the version.
+/// A TLS 1.2+ client stops at this message and sends alert 70 (protocol_version), so the
+/// Certificate and ServerHelloDone that would follow are not sent.
+pub(crate) fn old_server_hello(minor: u8, random: [u8; 32]) -> Vec<u8> {
+    let mut body = vec![3, minor];
+    body.extend_from_slice(&random);
+    body.push(0); // session_id length
+    body.extend_from_slice(&TLS_RSA_WITH_AES_128_CBC_SHA);
+    body.push(0); // compression: null
+    body.extend_from_slice(&[0x00, 0x05, 0xFF, 0x01, 0x00, 0x01, 0x00]); // renegotiation_info
+    let mut record = vec![0x16, 3, minor];
+    let handshake_len = body.len() + 4;
+    record.extend_from_slice(
+        &u16::try_from(handshake_len)
+            .unwrap_or(u16::MAX)
+            .to_be_bytes(),
+    );
+    record.push(2); // ServerHello
+    record.extend_from_slice(&u32::try_from(body.len()).unwrap_or(0).to_be_bytes()[1..]);
+    record.extend_from_slice(&body);
+    record
+}
+
+/// The description of a fatal or warning TLS alert record at the start of `bytes`.
+pub(crate) fn alert_description(bytes: &[u8]) -> Option<u8> {
+    match bytes {
+        [0x15, 3, _, 0, 2, _level, description, ..] => Some(*description),
+        _ => None,
+    }
+}
+
 fn read(path: &Path) -> Result<Vec<u8>, TlsSetupError> {
     fs::read(path).map_err(|source| TlsSetupError::Read {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// A PEM decoding failure of `path`; "nothing of that kind in the file" keeps its own variant.
+fn pem_error(path: &Path, what: &'static str, error: pem::Error) -> TlsSetupError {
+    let path = path.display().to_string();
+    match error {
+        pem::Error::NoItemsFound => TlsSetupError::Empty { path, what },
+        source => TlsSetupError::Pem { path, source },
+    }
 }
 
 /// PEM text of one DER certificate (base64 with 64-character lines).
@@ -199,8 +260,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn old_server_hello_is_a_tls_1_0_record_of_54_bytes() {
+        let hello = old_server_hello(1, [0xAB; 32]);
+        assert_eq!(hello.len(), 54);
+        assert_eq!(&hello[..11], &[0x16, 3, 1, 0, 49, 2, 0, 0, 45, 3, 1]);
+        assert_eq!(
+            &hello[43..],
+            &[0, 0x00, 0x2F, 0, 0x00, 0x05, 0xFF, 0x01, 0x00, 0x01, 0x00]
+        );
+        assert_eq!(old_server_hello(2, [0; 32])[2], 2);
+        assert_eq!(alert_description(&[0x15, 3, 3, 0, 2, 2, 70]), Some(70));
+        assert_eq!(alert_description(&[0x16, 3, 3, 0, 2, 2, 70]), None);
+        assert_eq!(alert_description(&[0x15, 3]), None);
+    }
+
+    #[test]
     fn generated_identity_builds_both_configs() {
-        let identity = ServerIdentity::generate().unwrap();
+        let identity = ServerIdentity::generate(None).unwrap();
         assert!(identity.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
         identity
             .server_config(&[TlsProtocol::Tls12], false, 0)
@@ -212,13 +288,64 @@ mod tests {
     }
 
     #[test]
-    fn pem_encoding_round_trips_through_pemfile() {
-        let identity = ServerIdentity::generate().unwrap();
+    fn pem_encoding_round_trips_through_the_pki_types_decoder() {
+        let identity = ServerIdentity::generate(None).unwrap();
         let pem = pem_certificate(&identity.chain[1]);
-        let parsed: Vec<_> = rustls_pemfile::certs(&mut pem.as_bytes())
+        let parsed: Vec<_> = CertificateDer::pem_slice_iter(pem.as_bytes())
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(parsed, vec![identity.chain[1].clone()]);
         assert_eq!(pem, identity.ca_pem());
+    }
+
+    #[test]
+    fn loads_a_pem_chain_and_key_and_reports_empty_files() {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let dir = std::env::temp_dir().join(format!("tds-emulator-pem-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (chain, key_path, empty) = (dir.join("c.pem"), dir.join("k.pem"), dir.join("e.pem"));
+        fs::write(&chain, cert.pem()).unwrap();
+        fs::write(&key_path, key.serialize_pem()).unwrap();
+        fs::write(&empty, "no PEM here\n").unwrap();
+
+        let identity = ServerIdentity::load(&chain, &key_path, None).unwrap();
+        assert_eq!(identity.chain, vec![cert.der().clone()]);
+        assert_eq!(identity.ca_pem(), pem_certificate(cert.der()));
+        identity
+            .server_config(&[TlsProtocol::Tls12], false, 0)
+            .unwrap();
+
+        let no_key = ServerIdentity::load(&chain, &empty, None).err().unwrap();
+        assert!(
+            matches!(
+                no_key,
+                TlsSetupError::Empty {
+                    what: "private key",
+                    ..
+                }
+            ),
+            "{no_key:?}"
+        );
+        let no_cert = ServerIdentity::load(&empty, &key_path, None).err().unwrap();
+        assert!(
+            matches!(
+                no_cert,
+                TlsSetupError::Empty {
+                    what: "certificate",
+                    ..
+                }
+            ),
+            "{no_cert:?}"
+        );
+        fs::write(
+            &empty,
+            "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let broken = ServerIdentity::load(&empty, &key_path, None).err().unwrap();
+        assert!(matches!(broken, TlsSetupError::Pem { .. }), "{broken:?}");
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -3,7 +3,45 @@
 //! done by the session with `tds_handshake::encode_message`.
 
 use crate::config::ServerVersion;
+use crate::login7::{TDS_7_4, TDS_8_0};
 use crate::route::Route;
+
+/// First TDS version whose DONE row counts are 64-bit and whose INFO/ERROR line numbers are
+/// 32-bit (MS-TDS 2.2.7.6 and 2.2.7.10: "ULONGLONG/LONG for TDS 7.2 and later").
+const TDS_7_2: u32 = 0x7200_0000;
+
+/// The token dialect a session speaks, from the TDS version of its LOGIN7: the field sizes
+/// that changed between TDS versions. A TDS 7.1 client (SQL Server 2000 drivers, FreeTDS
+/// `tds version = 7.1`) reads 4-byte DONE row counts, 2-byte line numbers and 2-byte column
+/// user types; 7.2 and later, and 8.0, read 8, 4 and 4 bytes. The default is TDS 7.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Dialect {
+    tds_version: u32,
+}
+
+impl Default for Dialect {
+    fn default() -> Self {
+        Dialect::for_tds_version(TDS_7_4)
+    }
+}
+
+impl Dialect {
+    /// The dialect of a client that sent this TDSVersion in LOGIN7.
+    pub fn for_tds_version(tds_version: u32) -> Self {
+        Dialect { tds_version }
+    }
+
+    /// The TDSVersion the dialect was made from.
+    pub fn tds_version(self) -> u32 {
+        self.tds_version
+    }
+
+    /// Whether DONE row counts are u64, INFO/ERROR line numbers u32 and COLMETADATA user
+    /// types u32 (TDS 7.2+, and 8.0 whose number 0x08000000 sorts below the 7.x values).
+    pub fn wide_counts(self) -> bool {
+        self.tds_version == TDS_8_0 || self.tds_version >= TDS_7_2
+    }
+}
 
 const LOGINACK: u8 = 0xAD;
 const ENVCHANGE: u8 = 0xE3;
@@ -110,7 +148,7 @@ pub struct ServerMessage<'a> {
     pub server: &'a str,
 }
 
-fn server_message(out: &mut Vec<u8>, token: u8, message: &ServerMessage<'_>) {
+fn server_message(out: &mut Vec<u8>, token: u8, message: &ServerMessage<'_>, dialect: Dialect) {
     with_length(out, token, |out| {
         out.extend_from_slice(&message.number.to_le_bytes());
         out.push(message.state);
@@ -118,16 +156,33 @@ fn server_message(out: &mut Vec<u8>, token: u8, message: &ServerMessage<'_>) {
         us_varchar(out, message.text, MAX_MESSAGE_UNITS);
         b_varchar(out, message.server);
         b_varchar(out, "");
-        out.extend_from_slice(&1u32.to_le_bytes());
+        // LineNumber: u32 from TDS 7.2, u16 before.
+        if dialect.wide_counts() {
+            out.extend_from_slice(&1u32.to_le_bytes());
+        } else {
+            out.extend_from_slice(&1u16.to_le_bytes());
+        }
     });
 }
 
-/// A DONE, DONEPROC or DONEINPROC token (TDS 7.2+: 64-bit row count).
-fn done_token(out: &mut Vec<u8>, token: u8, status: u16, cur_cmd: u16, rows: u64) {
+/// A DONE, DONEPROC or DONEINPROC token: the row count is u64 from TDS 7.2, u32 before (a
+/// count over u32::MAX saturates; no emulated result is that large).
+fn done_token(
+    out: &mut Vec<u8>,
+    token: u8,
+    status: u16,
+    cur_cmd: u16,
+    rows: u64,
+    dialect: Dialect,
+) {
     out.push(token);
     out.extend_from_slice(&status.to_le_bytes());
     out.extend_from_slice(&cur_cmd.to_le_bytes());
-    out.extend_from_slice(&rows.to_le_bytes());
+    if dialect.wide_counts() {
+        out.extend_from_slice(&rows.to_le_bytes());
+    } else {
+        out.extend_from_slice(&u32::try_from(rows).unwrap_or(u32::MAX).to_le_bytes());
+    }
 }
 
 /// What goes into a successful login response.
@@ -148,7 +203,10 @@ pub struct LoginResponse<'a> {
 /// The login response in the order of a real SQL Server (tds-handshake.md §6.2): ENVCHANGE
 /// database, INFO 5701, ENVCHANGE collation, ENVCHANGE language, INFO 5703, LOGINACK, ENVCHANGE
 /// packet size, DONE.
+///
+/// Field sizes follow the dialect of [`LoginResponse::tds_version`] ([`Dialect`]).
 pub fn login_response(login: &LoginResponse<'_>) -> Vec<u8> {
+    let dialect = Dialect::for_tds_version(login.tds_version);
     let mut out = Vec::with_capacity(512);
     env_change_strings(&mut out, 1, login.database, "master");
     let text = format!("Changed database context to '{}'.", login.database);
@@ -162,6 +220,7 @@ pub fn login_response(login: &LoginResponse<'_>) -> Vec<u8> {
             text: &text,
             server: login.server,
         },
+        dialect,
     );
     with_length(&mut out, ENVCHANGE, |out| {
         out.push(7);
@@ -180,11 +239,12 @@ pub fn login_response(login: &LoginResponse<'_>) -> Vec<u8> {
             text: "Changed language setting to us_english.",
             server: login.server,
         },
+        dialect,
     );
     login_ack(&mut out, login);
     let size = login.packet_size.to_string();
     env_change_strings(&mut out, 4, &size, "4096");
-    done_token(&mut out, DONE, 0, 0, 0);
+    done_token(&mut out, DONE, 0, 0, 0, dialect);
     out
 }
 
@@ -219,7 +279,14 @@ pub fn routing_response(login: &LoginResponse<'_>, route: &Route) -> Vec<u8> {
         out.extend_from_slice(&value);
         out.extend_from_slice(&[0, 0]);
     });
-    done_token(&mut out, DONE, 0, 0, 0);
+    done_token(
+        &mut out,
+        DONE,
+        0,
+        0,
+        0,
+        Dialect::for_tds_version(login.tds_version),
+    );
     out
 }
 
@@ -246,8 +313,20 @@ pub fn login_error_text(number: u32, user: &str, database: &str, server: &str) -
     }
 }
 
-/// ERROR + DONE(error): the answer to a rejected LOGIN7 (the server then closes).
+/// ERROR + DONE(error): the answer to a rejected LOGIN7 (the server then closes), in the
+/// TDS 7.4 dialect.
 pub fn login_error(number: u32, class: u8, text: &str, server: &str) -> Vec<u8> {
+    login_error_in(Dialect::default(), number, class, text, server)
+}
+
+/// [`login_error`] in the given dialect.
+pub fn login_error_in(
+    dialect: Dialect,
+    number: u32,
+    class: u8,
+    text: &str,
+    server: &str,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     server_message(
         &mut out,
@@ -259,8 +338,9 @@ pub fn login_error(number: u32, class: u8, text: &str, server: &str) -> Vec<u8> 
             text,
             server,
         },
+        dialect,
     );
-    done_token(&mut out, DONE, DONE_ERROR, 0, 0);
+    done_token(&mut out, DONE, DONE_ERROR, 0, 0, dialect);
     out
 }
 
@@ -275,34 +355,68 @@ pub enum RequestKind {
 
 /// The reply to `SELECT 1` (tds-handshake.md §6.4, both shapes verified with tiberius).
 pub fn select_one(kind: RequestKind) -> Vec<u8> {
+    select_one_in(kind, Dialect::default())
+}
+
+/// [`select_one`] in the given dialect.
+pub fn select_one_in(kind: RequestKind, dialect: Dialect) -> Vec<u8> {
     let mut out = Vec::with_capacity(64);
     match kind {
         RequestKind::Batch => {
             // One INT4 column without a name, one row, DONE COUNT.
-            out.extend_from_slice(&[COLMETADATA, 1, 0, 0, 0, 0, 0, 0, 0, 0x38, 0]);
+            column_header(&mut out, 0, dialect);
+            out.extend_from_slice(&[0x38, 0]);
             out.extend_from_slice(&[ROW, 1, 0, 0, 0]);
-            done_token(&mut out, DONE, DONE_COUNT, CURCMD_SELECT, 1);
+            done_token(&mut out, DONE, DONE_COUNT, CURCMD_SELECT, 1, dialect);
         }
         RequestKind::Rpc => {
             // One nullable INTN(4) column, one row, then the procedure epilogue.
-            out.extend_from_slice(&[COLMETADATA, 1, 0, 0, 0, 0, 0, 1, 0, 0x26, 4, 0]);
+            column_header(&mut out, NULLABLE, dialect);
+            out.extend_from_slice(&[0x26, 4, 0]);
             out.extend_from_slice(&[ROW, 4, 1, 0, 0, 0]);
-            rpc_epilogue(&mut out, 1);
+            rpc_epilogue(&mut out, 1, dialect);
         }
     }
     out
 }
 
-fn rpc_epilogue(out: &mut Vec<u8>, rows: u64) {
-    done_token(out, DONEINPROC, DONE_MORE | DONE_COUNT, CURCMD_SELECT, rows);
+/// Column flag: the column is nullable.
+const NULLABLE: u16 = 0x0001;
+
+/// COLMETADATA for one column, up to its type byte: count 1, UserType (u32 from TDS 7.2, u16
+/// before: MS-TDS 2.2.7.4), Flags.
+fn column_header(out: &mut Vec<u8>, flags: u16, dialect: Dialect) {
+    out.extend_from_slice(&[COLMETADATA, 1, 0]);
+    if dialect.wide_counts() {
+        out.extend_from_slice(&0u32.to_le_bytes());
+    } else {
+        out.extend_from_slice(&0u16.to_le_bytes());
+    }
+    out.extend_from_slice(&flags.to_le_bytes());
+}
+
+fn rpc_epilogue(out: &mut Vec<u8>, rows: u64, dialect: Dialect) {
+    done_token(
+        out,
+        DONEINPROC,
+        DONE_MORE | DONE_COUNT,
+        CURCMD_SELECT,
+        rows,
+        dialect,
+    );
     out.push(RETURNSTATUS);
     out.extend_from_slice(&0i32.to_le_bytes());
-    done_token(out, DONEPROC, 0, CURCMD_EXECUTE, 0);
+    done_token(out, DONEPROC, 0, CURCMD_EXECUTE, 0, dialect);
 }
 
 /// A result set of `rows` rows, each one BIGVARBINARY column named `payload` holding
 /// `bytes` bytes (clamped to [`MAX_CELL_BYTES`]); the byte values cycle through 0..=250.
 pub fn sized_rows(kind: RequestKind, rows: u64, bytes: usize) -> Vec<u8> {
+    sized_rows_in(kind, rows, bytes, Dialect::default())
+}
+
+/// [`sized_rows`] in the given dialect.
+pub fn sized_rows_in(kind: RequestKind, rows: u64, bytes: usize, dialect: Dialect) -> Vec<u8> {
     let bytes = bytes.min(MAX_CELL_BYTES);
     let capacity = usize::try_from(rows)
         .unwrap_or(usize::MAX)
@@ -310,7 +424,8 @@ pub fn sized_rows(kind: RequestKind, rows: u64, bytes: usize) -> Vec<u8> {
         .saturating_add(64)
         .min(64 << 20);
     let mut out = Vec::with_capacity(capacity);
-    out.extend_from_slice(&[COLMETADATA, 1, 0, 0, 0, 0, 0, 1, 0, BIGVARBINARY]);
+    column_header(&mut out, NULLABLE, dialect);
+    out.push(BIGVARBINARY);
     out.extend_from_slice(&(MAX_CELL_BYTES as u16).to_le_bytes());
     b_varchar(&mut out, "payload");
     let cell: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
@@ -320,21 +435,26 @@ pub fn sized_rows(kind: RequestKind, rows: u64, bytes: usize) -> Vec<u8> {
         out.extend_from_slice(&cell);
     }
     match kind {
-        RequestKind::Batch => done_token(&mut out, DONE, DONE_COUNT, CURCMD_SELECT, rows),
-        RequestKind::Rpc => rpc_epilogue(&mut out, rows),
+        RequestKind::Batch => done_token(&mut out, DONE, DONE_COUNT, CURCMD_SELECT, rows, dialect),
+        RequestKind::Rpc => rpc_epilogue(&mut out, rows, dialect),
     }
     out
 }
 
 /// The reply to a request the emulator does not interpret: no rows.
 pub fn empty_result(kind: RequestKind) -> Vec<u8> {
+    empty_result_in(kind, Dialect::default())
+}
+
+/// [`empty_result`] in the given dialect.
+pub fn empty_result_in(kind: RequestKind, dialect: Dialect) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
     match kind {
-        RequestKind::Batch => done_token(&mut out, DONE, 0, 0, 0),
+        RequestKind::Batch => done_token(&mut out, DONE, 0, 0, 0, dialect),
         RequestKind::Rpc => {
             out.push(RETURNSTATUS);
             out.extend_from_slice(&0i32.to_le_bytes());
-            done_token(&mut out, DONEPROC, 0, CURCMD_EXECUTE, 0);
+            done_token(&mut out, DONEPROC, 0, CURCMD_EXECUTE, 0, dialect);
         }
     }
     out
@@ -343,6 +463,15 @@ pub fn empty_result(kind: RequestKind) -> Vec<u8> {
 /// The reply to a transaction-manager request (0x0E): DONE, plus the begin-transaction
 /// ENVCHANGE when the request was TM_BEGIN_XACT (5), so clients get a transaction descriptor.
 pub fn transaction_reply(request_type: Option<u16>, descriptor: u64) -> Vec<u8> {
+    transaction_reply_in(request_type, descriptor, Dialect::default())
+}
+
+/// [`transaction_reply`] in the given dialect.
+pub fn transaction_reply_in(
+    request_type: Option<u16>,
+    descriptor: u64,
+    dialect: Dialect,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(32);
     match request_type {
         Some(5) => with_length(&mut out, ENVCHANGE, |out| {
@@ -359,14 +488,19 @@ pub fn transaction_reply(request_type: Option<u16>, descriptor: u64) -> Vec<u8> 
         }),
         _ => {}
     }
-    done_token(&mut out, DONE, 0, 0, 0);
+    done_token(&mut out, DONE, 0, 0, 0, dialect);
     out
 }
 
 /// DONE with the attention bit: the acknowledgement of a cancel.
 pub fn attention_ack() -> Vec<u8> {
+    attention_ack_in(Dialect::default())
+}
+
+/// [`attention_ack`] in the given dialect.
+pub fn attention_ack_in(dialect: Dialect) -> Vec<u8> {
     let mut out = Vec::with_capacity(13);
-    done_token(&mut out, DONE, DONE_ATTN, 0, 0);
+    done_token(&mut out, DONE, DONE_ATTN, 0, 0, dialect);
     out
 }
 

@@ -32,6 +32,9 @@ fn help_documents_every_setting_and_the_fault_syntax() {
         "stall:PHASE",
         "p:P[:seed:S]",
         "nonzero-threadid",
+        "old-server-hello[:1.0|:1.1]",
+        "--terminate",
+        "--certificate-flaw",
         "--route",
     ] {
         assert!(help.contains(needle), "--help lacks {needle}:\n{help}");
@@ -48,6 +51,9 @@ fn bad_arguments_exit_with_code_2_and_a_clear_error() {
         ["--server-version", "sixteen"],
         ["--route", "127.0.0.1:0"],
         ["--route", "no-port"],
+        ["--fault", "old-server-hello:1.2"],
+        ["--terminate", "slam"],
+        ["--certificate-flaw", "sha1"],
     ] {
         let output = Command::new(BIN).args(args).output().expect("runs");
         assert_eq!(output.status.code(), Some(2), "{args:?}");

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::{HANG_TIMEOUT, PATIENCE, Trust, client_config, connect, io_kind, select_one, start};
 use tds_emulator::{
-    AlertFraming, EmulatorConfig, EncryptionSetting, Fault, FaultRule, Schedule, StallPhase,
+    AlertFraming, EmulatorConfig, EncryptionSetting, Fault, FaultRule, OldTlsVersion, Schedule,
+    StallPhase,
 };
 use tiberius::EncryptionLevel;
 use tiberius::error::Error;
@@ -391,4 +392,59 @@ async fn wrong_credentials_and_unknown_database_are_login_errors() {
     drop(client);
     let _ = Duration::ZERO;
     running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_server_hello_is_a_tls_version_error_in_tiberius() {
+    for (setting, level) in [
+        (EncryptionSetting::Off, EncryptionLevel::Required),
+        (EncryptionSetting::Force, EncryptionLevel::Off),
+        (EncryptionSetting::StrictAndLegacy, EncryptionLevel::Strict),
+    ] {
+        for version in [OldTlsVersion::Tls10, OldTlsVersion::Tls11] {
+            let case = format!("{setting} x {level:?} x {version:?}");
+            let running = start(
+                EmulatorConfig::new()
+                    .encryption(setting)
+                    .fault(Fault::OldServerHello(version), Schedule::Always),
+            )
+            .await;
+            let config = client_config(&running, level, Trust::Ca);
+            let error = connect(&running, config)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{case}: the login must fail"));
+            // rustls refuses a ServerHello below TLS 1.2 (client/hs.rs); tiberius passes its
+            // error on as an I/O error.
+            match &error {
+                Error::Io { kind, message } => {
+                    assert_eq!(*kind, ErrorKind::InvalidData, "{case}: {error:?}");
+                    assert_eq!(
+                        message, "peer is incompatible: ServerDoesNotSupportTls12Or13",
+                        "{case}"
+                    );
+                }
+                other => panic!("{case}: expected Error::Io, got {other:?}"),
+            }
+            // rustls queues alert 70 (protocol_version). In strict mode tokio-rustls writes it
+            // raw; in TDS 7 tiberius's own wrapping stream drops the connection without
+            // writing it (seen with tshark), so the emulator reads only the close.
+            assert!(
+                running
+                    .emulator
+                    .wait_for_open_connections(0, PATIENCE)
+                    .await,
+                "{case}"
+            );
+            let record = &running.emulator.clients()[0];
+            let alert = (level == EncryptionLevel::Strict).then_some(70);
+            assert_eq!(record.client_alert, alert, "{case}: {record:?}");
+            assert_eq!(
+                record.fault.as_deref(),
+                Some(Fault::OldServerHello(version).to_string().as_str())
+            );
+            assert_eq!(record.tls_version, None, "{case}: no TLS session");
+            running.shutdown().await;
+        }
+    }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use common::{HANG_TIMEOUT, Trust, client_config, connect, io_kind, select_one, start};
 use std::io::ErrorKind;
-use tds_emulator::{EmulatorConfig, Encryption, EncryptionSetting};
+use tds_emulator::{EmulatorConfig, Encryption, EncryptionSetting, Termination};
 use tiberius::EncryptionLevel;
 
 /// What a cell of the matrix must produce.
@@ -187,4 +187,46 @@ async fn every_setting_against_every_tiberius_level() {
         running.shutdown().await;
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiberius_reads_a_reset_or_an_eof_after_the_terminating_reply() {
+    // Force Encryption answers tiberius's NotSupported with REQ and terminates; tiberius tries
+    // TLS anyway (§3.4) and meets the end of the connection.
+    for (termination, kind) in [
+        (Termination::Reset, ErrorKind::ConnectionReset),
+        (Termination::Fin, ErrorKind::UnexpectedEof),
+    ] {
+        let running = start(
+            EmulatorConfig::new()
+                .encryption(S::Force)
+                .matrix_termination(termination),
+        )
+        .await;
+        let config = client_config(&running, NotSupported, Trust::Ca);
+        let error = connect(&running, config)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{termination:?}: the login must fail"));
+        assert_eq!(io_kind(&error), Some(kind), "{termination:?}: {error:?}");
+        let record = &running.emulator.clients()[0];
+        assert!(record.terminated_by_matrix, "{termination:?}");
+        assert_eq!(record.replied_encryption, Some(Encryption::REQ));
+        let (resets, closes) = match termination {
+            Termination::Reset => (1, 0),
+            Termination::Fin => (0, 1),
+        };
+        assert!(
+            running
+                .emulator
+                .wait_for_stats(
+                    |s| s.resets_sent == resets && s.closes_sent == closes,
+                    common::PATIENCE
+                )
+                .await,
+            "{termination:?}: {:?}",
+            running.emulator.stats()
+        );
+        running.shutdown().await;
+    }
 }

@@ -6,7 +6,7 @@
 use std::io::ErrorKind;
 use std::time::Duration;
 
-use tds_emulator::{Emulator, EmulatorConfig, Encryption, EncryptionSetting};
+use tds_emulator::{Emulator, EmulatorConfig, Encryption, EncryptionSetting, Termination};
 use tds_handshake::{
     PacketHeader, PacketType, Prelogin, ServerEncryption, Side, ThreadId, Version, encode_message,
     negotiate,
@@ -171,6 +171,59 @@ async fn every_matrix_cell_on_the_wire_including_client_cert() {
             .map(|&b| Some(negotiate(Encryption(b), column).reply))
             .collect();
         assert_eq!(replied, expected, "{setting}");
+        emulator.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matrix_termination_is_a_fin_when_the_test_asks_for_it() {
+    // Force Encryption × NOT_SUP and no TLS × ON: "reply, then terminate" (MS-TDS 2.2.6.5).
+    for (setting, offered, reply) in [
+        (
+            EncryptionSetting::Force,
+            Encryption::NOT_SUP,
+            Encryption::REQ,
+        ),
+        (EncryptionSetting::None, Encryption::ON, Encryption::NOT_SUP),
+    ] {
+        let cell = format!("{setting} × {offered:?}");
+        let emulator = start(
+            EmulatorConfig::new()
+                .encryption(setting)
+                .matrix_termination(Termination::Fin),
+        )
+        .await;
+        let mut tcp = TcpStream::connect(emulator.local_addr()).await.unwrap();
+        tcp.write_all(&prelogin_wire(&Prelogin::client_request(
+            CLIENT_VERSION,
+            offered,
+        )))
+        .await
+        .unwrap();
+        let (_, payload) = read_message(&mut tcp).await.expect(&cell);
+        let decoded = Prelogin::decode(&payload, Side::Server).expect(&cell);
+        assert_eq!(decoded.encryption, Some(reply), "{cell}");
+        // The reply is followed by EOF, without the client having to speak first.
+        let mut buf = [0u8; 16];
+        let outcome = tokio::time::timeout(PATIENCE, tcp.read(&mut buf))
+            .await
+            .expect(&cell);
+        assert!(
+            matches!(outcome, Ok(0)),
+            "{cell}: expected EOF, got {outcome:?}"
+        );
+        assert_no_open_connections(&emulator, &cell).await;
+        let stats = emulator.stats();
+        assert_eq!(
+            (
+                stats.matrix_terminations,
+                stats.closes_sent,
+                stats.resets_sent
+            ),
+            (1, 1, 0),
+            "{cell}: {stats:?}"
+        );
+        assert!(emulator.clients()[0].terminated_by_matrix, "{cell}");
         emulator.shutdown().await;
     }
 }
