@@ -57,7 +57,7 @@ struct Failure {
 async fn connect_error(running: &Running, what: &str) -> Failure {
     let mut service = tower::ServiceBuilder::new()
         .layer(tiberius_tower::PreloginLayer::new(
-            tiberius_tower::Policy::new(),
+            tiberius_tower::ConnectPolicy::new(),
         ))
         .service(tiberius_tower::Connector::new());
     let request = tiberius_tower::ConnectRequest::builder()
