@@ -14,16 +14,36 @@
 //! (`db.client.connection.create_time`, `mssql.client.connection.attempts`) go through a
 //! `Meter` handed to the layer. The exporters read the standard variables, above all
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (default `http://localhost:4318`; `/v1/traces` and
-//! `/v1/metrics` are appended).
+//! `/v1/metrics` are appended). An `https://` endpoint is exported over TLS, as production
+//! collectors are: the exporter's HTTP client (reqwest) uses rustls with the aws-lc-rs provider
+//! and the platform's trust store. A second rustls provider in the same program (tonic's
+//! `tls-ring`, say) does not disturb tiberius; see docs/guide.md.
 //!
 //! ```sh
 //! cargo run -p examples --example otlp
-//! OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 cargo run -p examples --example otlp
+//! OTEL_EXPORTER_OTLP_ENDPOINT=https://collector.example.com:4318 cargo run -p examples --example otlp
 //! ```
 //!
 //! With no collector listening the program still succeeds: failed exports are logged as
 //! warnings, each bounded by the exporter timeout. Against a real server, drop the emulator and
-//! set host, port, credentials and `trust_cert_ca`.
+//! set host, port, credentials and `trust_cert_ca` (or start from the `connect` example).
+//!
+//! To run it in a project of your own, copy this file to `src/main.rs` and add:
+//!
+//! ```toml
+//! [dependencies]
+//! tiberius-tower = { version = "0.1", features = ["metrics"] }
+//! tds-emulator = "0.1"
+//! tiberius = { version = "0.13", default-features = false, features = ["rustls", "tds80"] }
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! tower = { version = "0.5", features = ["util"] }
+//! tracing = "0.1"
+//! tracing-subscriber = { version = "0.3", default-features = false, features = ["fmt", "registry", "std"] }
+//! tracing-opentelemetry = { version = "0.34", default-features = false }
+//! opentelemetry = { version = "0.33", default-features = false, features = ["trace", "metrics"] }
+//! opentelemetry_sdk = { version = "0.33", default-features = false, features = ["trace", "metrics", "internal-logs"] }
+//! opentelemetry-otlp = { version = "0.33", default-features = false, features = ["http-proto", "reqwest-blocking-client", "reqwest-rustls", "trace", "metrics", "internal-logs"] }
+//! ```
 
 use std::error::Error;
 use std::time::Duration;

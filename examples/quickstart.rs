@@ -17,6 +17,17 @@
 //! cargo run -p examples --example quickstart
 //! ```
 //!
+//! To run it in a project of your own, copy this file to `src/main.rs` and add:
+//!
+//! ```toml
+//! [dependencies]
+//! tiberius-tower = "0.1"
+//! tds-emulator = "0.1"
+//! tiberius = { version = "0.13", default-features = false, features = ["rustls", "tds80"] }
+//! tokio = { version = "1", features = ["macros", "rt-multi-thread"] }
+//! tower = { version = "0.5", features = ["util"] }
+//! ```
+//!
 //! Against a real server, drop the emulator, set `host`/`port`/credentials, and trust the
 //! server's CA with `trust_cert_ca` (the middleware never changes certificate trust).
 

@@ -215,10 +215,13 @@ impl ConnectFacts {
     }
 }
 
-/// Without the `metrics` feature there is nowhere to send measurements.
+/// Without the `metrics` feature there is nowhere to send measurements. (A
+/// field, not a unit struct, so both builds construct it with `default()`.)
 #[cfg(not(feature = "metrics"))]
 #[derive(Debug, Clone, Default)]
-pub(crate) struct MetricsSink;
+pub(crate) struct MetricsSink {
+    _nothing: (),
+}
 
 #[cfg(not(feature = "metrics"))]
 impl MetricsSink {
