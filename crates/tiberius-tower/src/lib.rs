@@ -125,6 +125,8 @@ mod endpoint;
 mod error;
 mod level;
 mod policy;
+#[cfg(any(feature = "bb8", feature = "deadpool"))]
+pub mod pool;
 mod request;
 mod service;
 mod telemetry;
