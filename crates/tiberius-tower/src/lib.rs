@@ -141,7 +141,9 @@ pub use endpoint::EndpointKey;
 pub use error::ConnectError;
 pub use level::EncryptionLevel;
 pub use policy::{Attempt, ConnectPolicy, Decision, EndpointMemory, RetryBudget, StopReason};
-pub use request::{ConnectRequest, ConnectRequestBuilder, RequestError, TrustSetting};
+pub use request::{
+    ConnectRequest, ConnectRequestBuilder, ConnectionString, RequestError, TrustSetting,
+};
 pub use service::{Connected, Prelogin, PreloginLayer};
 pub use telemetry::attributes;
 #[cfg(feature = "metrics")]
