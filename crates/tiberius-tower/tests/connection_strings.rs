@@ -7,9 +7,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Server, WALL_CLOCK, base_config, fast_policy, select_one, service};
-use tds_emulator::{EncryptionSetting, Fault, Schedule, StallPhase};
+use tds_emulator::{
+    BrowserInstance, BrowserResponder, EncryptionSetting, Fault, Schedule, StallPhase,
+};
 use tiberius_tower::{
-    Cause, ConnectRequest, ConnectionString, Connector, EncryptionLevel, RequestError,
+    Cause, ConnectRequest, ConnectionString, Connector, EncryptionLevel, RequestError, SqlBrowser,
 };
 use tower::ServiceExt;
 
@@ -182,4 +184,109 @@ async fn server_bytes_of_clean_connect() -> u64 {
     drop(observed);
     server.stop().await;
     bytes
+}
+
+/// A server with its SQL Browser: the emulator's responder on a UDP port of
+/// its own, announcing `SALES` on the emulator's TCP port.
+async fn with_browser(server: &Server) -> BrowserResponder {
+    BrowserResponder::start(
+        "127.0.0.1:0".parse().expect("address"),
+        "EMU",
+        vec![BrowserInstance::new(
+            "SALES",
+            server.emulator.local_addr().port(),
+        )],
+    )
+    .await
+    .expect("browser responder starts")
+}
+
+fn named_instance_string(server: &Server, instance: &str) -> String {
+    format!(
+        "Server=127.0.0.1\\{instance};User ID=sa;Password=Password123!;Encrypt=True;\
+         TrustServerCertificateCA={}",
+        server.ca.display()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_instance_is_found_through_sql_browser() {
+    let server = Server::with_setting(EncryptionSetting::Off).await;
+    let browser = with_browser(&server).await;
+    let sql_browser = SqlBrowser::new().port(browser.local_addr().port());
+
+    // Without SQL Browser, a parse says what is missing.
+    assert!(matches!(
+        ConnectionString::parse(&named_instance_string(&server, "sales")),
+        Err(RequestError::NeedsBrowser)
+    ));
+    let parsed = tokio::time::timeout(
+        WALL_CLOCK,
+        ConnectionString::resolve(&named_instance_string(&server, "sales"), &sql_browser),
+    )
+    .await
+    .expect("bounded")
+    .expect("SQL Browser answers for SALES");
+    let request = parsed.into_request();
+    assert_eq!(request.port(), server.emulator.local_addr().port());
+    assert_eq!(request.instance(), Some("sales"));
+    let mut svc = service(fast_policy());
+    let mut connected = common::connect(&mut svc, request).await.expect("connects");
+    assert_eq!(select_one(connected.client_mut()).await, Some(1));
+    assert_eq!(browser.requests(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_instance_is_a_clear_error_after_one_retransmission() {
+    let server = Server::with_setting(EncryptionSetting::Off).await;
+    let browser = with_browser(&server).await;
+    let sql_browser = SqlBrowser::new()
+        .port(browser.local_addr().port())
+        .timeout(Duration::from_millis(300));
+    let error = tokio::time::timeout(
+        WALL_CLOCK,
+        ConnectionString::resolve(&named_instance_string(&server, "MARKETING"), &sql_browser),
+    )
+    .await
+    .expect("bounded")
+    .expect_err("SQL Browser does not know MARKETING");
+    let text = error.to_string();
+    assert!(
+        matches!(&error, RequestError::Browser(e) if e.is_no_answer()),
+        "{error:?}"
+    );
+    assert!(text.contains("`MARKETING`"), "{text}");
+    assert!(!text.contains("Password123!"), "{text}");
+    // The request and one retransmission, then the error.
+    assert_eq!(browser.requests(), 2);
+    assert_eq!(server.emulator.stats().accepted, 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_sql_browser_at_all_is_a_clear_error() {
+    let server = Server::with_setting(EncryptionSetting::Off).await;
+    // A UDP port nobody listens on any more.
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    let sql_browser = SqlBrowser::new()
+        .port(closed)
+        .timeout(Duration::from_millis(300));
+    let error = tokio::time::timeout(
+        WALL_CLOCK,
+        ConnectionString::resolve(&named_instance_string(&server, "SALES"), &sql_browser),
+    )
+    .await
+    .expect("bounded")
+    .expect_err("nothing answers");
+    assert!(
+        matches!(&error, RequestError::Browser(e) if e.is_no_answer()),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("SALES"), "{error}");
+    server.stop().await;
 }

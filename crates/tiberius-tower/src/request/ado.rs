@@ -33,6 +33,19 @@ pub enum RequestError {
         /// What to use instead.
         instead: &'static str,
     },
+    /// A named instance without a port was given where SQL Browser cannot be
+    /// asked (a synchronous parse): use
+    /// [`ConnectionString::resolve`](crate::ConnectionString::resolve), or
+    /// name the port.
+    #[error(
+        "invalid connection string: server: a named instance without its TCP port \
+         (`host\\instance`) needs SQL Browser: read it with `ConnectionString::resolve`, \
+         or give the port (`host\\instance,port`)"
+    )]
+    NeedsBrowser,
+    /// SQL Browser could not say which port the named instance listens on.
+    #[error("named instance lookup failed: {0}")]
+    Browser(#[source] super::browser::BrowserError),
 }
 
 /// What a connection string says, split into the request's fields.
@@ -50,6 +63,8 @@ pub(super) struct Parsed {
     pub(super) retry_count: Option<u32>,
     /// `ConnectRetryInterval`.
     pub(super) retry_interval: Option<Duration>,
+    /// A named instance without a port: SQL Browser must be asked.
+    pub(super) browser_needed: bool,
 }
 
 /// Keywords tiberius 0.13 reads (it ignores every other key).
@@ -213,12 +228,13 @@ pub(super) fn parse(s: &str) -> Result<Parsed, RequestError> {
     let instance = named
         .map(|(_, name)| name.trim().to_owned())
         .filter(|name| !name.is_empty());
-    if named.is_some() && !explicit_port {
-        // tiberius would connect to 1434, SQL Browser's UDP port, and
-        // every attempt would be refused and retried until the deadline.
+    // tiberius would connect to 1434, SQL Browser's UDP port, and every
+    // attempt would be refused and retried until the deadline: the caller
+    // asks SQL Browser instead, or reports it.
+    let browser_needed = instance.is_some() && !explicit_port;
+    if named.is_some() && instance.is_none() && !explicit_port {
         return Err(RequestError::Invalid(
-            "server: a named instance needs its TCP port (`host\\instance,port`); \
-             SQL Browser is not queried",
+            "server: `host\\` names no instance and no port",
         ));
     }
 
@@ -301,6 +317,7 @@ pub(super) fn parse(s: &str) -> Result<Parsed, RequestError> {
         connect_timeout,
         retry_count,
         retry_interval,
+        browser_needed,
     })
 }
 
@@ -533,7 +550,10 @@ mod tests {
         assert!(invalid("Server=  ;Database=shop").starts_with("server"));
         // A named instance without a port: tiberius would use 1434 (SQL
         // Browser), where no TDS listener ever answers.
-        assert!(invalid("Server=h\\SQLEXPRESS").contains("port"));
+        assert!(matches!(
+            ConnectRequest::from_ado_string("Server=h\\SQLEXPRESS"),
+            Err(RequestError::NeedsBrowser)
+        ));
         assert!(invalid("Server=tcp:h\\").contains("port"));
         assert!(ConnectRequest::from_ado_string("Server=h\\SQLEXPRESS,1500").is_ok());
 

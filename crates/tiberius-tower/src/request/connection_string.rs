@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::policy::ConnectPolicy;
 
+use super::browser::SqlBrowser;
 use super::{ConnectRequest, RequestError, ado};
 
 /// An ADO.NET connection string read into the [`ConnectRequest`] it
@@ -49,18 +50,52 @@ impl ConnectionString {
     ///
     /// # Errors
     ///
-    /// As [`ConnectRequest::from_ado_string`].
+    /// As [`ConnectRequest::from_ado_string`]; a named instance without its
+    /// port (`host\instance`) is [`RequestError::NeedsBrowser`]: use
+    /// [`resolve`](Self::resolve).
     pub fn parse(s: &str) -> Result<Self, RequestError> {
         let parsed = ado::parse(s)?;
+        if parsed.browser_needed {
+            return Err(RequestError::NeedsBrowser);
+        }
+        Ok(Self::from_parsed(parsed))
+    }
+
+    /// Reads `s` like [`parse`](Self::parse), and when it names an instance
+    /// without a port (`Server=host\SQLEXPRESS`), asks SQL Browser on
+    /// `host` which TCP port the instance listens on, as SqlClient does.
+    /// `SqlBrowser::new()` asks UDP 1434 with a 1 s timeout and one
+    /// retransmission.
+    ///
+    /// # Errors
+    ///
+    /// As [`parse`](Self::parse), and [`RequestError::Browser`] when SQL
+    /// Browser does not answer for that instance (SQL Browser is silent
+    /// about names it does not know) or answers without a TCP port.
+    pub async fn resolve(s: &str, browser: &SqlBrowser) -> Result<Self, RequestError> {
+        let parsed = ado::parse(s)?;
+        let browser_needed = parsed.browser_needed;
+        let mut this = Self::from_parsed(parsed);
+        if browser_needed {
+            let instance = this.request.instance.clone().unwrap_or_default();
+            this.request.port = browser
+                .resolve(&this.request.host, &instance)
+                .await
+                .map_err(RequestError::Browser)?;
+        }
+        Ok(this)
+    }
+
+    fn from_parsed(parsed: ado::Parsed) -> Self {
         let connect_timeout = parsed.connect_timeout;
         let retry_count = parsed.retry_count;
         let retry_interval = parsed.retry_interval;
-        Ok(ConnectionString {
+        ConnectionString {
             request: ConnectRequest::from_parsed(parsed),
             connect_timeout,
             retry_count,
             retry_interval,
-        })
+        }
     }
 
     /// The request the string describes.

@@ -12,6 +12,7 @@
 //! connect's deadline); nothing travels back through it.
 
 mod ado;
+mod browser;
 mod connection_string;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use crate::endpoint::EndpointKey;
 use crate::level::EncryptionLevel;
 
 pub use ado::RequestError;
+pub use browser::{BrowserError, SqlBrowser};
 pub use connection_string::ConnectionString;
 
 /// Default port of a SQL Server default instance.
@@ -122,6 +124,8 @@ impl ConnectRequest {
     /// (`host\instance,port`: SQL Browser is not queried, and tiberius's
     /// default, 1434, is the Browser's port, not the instance's), or a
     /// timeout or retry value is out of SqlClient's range.
+    /// [`RequestError::NeedsBrowser`] for a named instance without its port:
+    /// [`ConnectionString::resolve`] asks SQL Browser for it.
     /// [`RequestError::UnknownKeyword`] for a keyword nobody reads, and
     /// [`RequestError::UnsupportedKeyword`] for a SqlClient keyword this
     /// crate cannot honour. Error messages name the key, never the value.
@@ -310,8 +314,9 @@ impl ConnectRequestBuilder {
         self
     }
 
-    /// Named instance (sent in PRELOGIN INSTOPT). This crate does not query
-    /// SQL Browser: set the instance's port explicitly.
+    /// Named instance (sent in PRELOGIN INSTOPT). The builder does not query
+    /// SQL Browser: set the instance's port explicitly, or get it with
+    /// [`SqlBrowser::resolve`](crate::SqlBrowser::resolve).
     pub fn instance(mut self, name: impl Into<String>) -> Self {
         self.instance = Some(name.into());
         self
