@@ -31,6 +31,8 @@ async fn a_portal_style_string_connects() {
     let parsed =
         ConnectionString::parse(&string_for(&server, "Connection Timeout=30;")).expect("parses");
     assert_eq!(parsed.connect_timeout(), Some(Duration::from_secs(30)));
+    let debug = format!("{parsed:?}");
+    assert!(!debug.contains("Password123!"), "{debug}");
     let policy = parsed.apply_to(fast_policy());
     let mut svc = service(policy);
     let mut connected = common::connect(&mut svc, parsed.into_request())
@@ -141,6 +143,17 @@ fn mistakes_name_the_keyword_and_never_the_value() {
         "{e:?}"
     );
     assert!(text.contains("bb8"), "{text}");
+    let (e, _) = error("Application Intent=ReadOnly");
+    assert!(
+        matches!(
+            e,
+            RequestError::UnsupportedKeyword {
+                keyword: "Application Intent",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     let (_, text) = error("MultipleActiveResultSets=True");
     assert!(text.contains("MultipleActiveResultSets"), "{text}");
     for (rest, keyword) in [

@@ -185,6 +185,22 @@ const UNSUPPORTED: &[(&str, &str, &str)] = &[
         "Enlist",
         "distributed transactions are not supported",
     ),
+    // SqlClient spellings tiberius does not read: it would ignore them.
+    (
+        "application intent",
+        "Application Intent",
+        "write `ApplicationIntent`",
+    ),
+    (
+        "multi subnet failover",
+        "Multi Subnet Failover",
+        "write `MultiSubnetFailover`",
+    ),
+    (
+        "trust server certificate",
+        "Trust Server Certificate",
+        "write `TrustServerCertificate`",
+    ),
 ];
 
 /// Parses `s` (see [`ConnectRequest::from_ado_string`](crate::ConnectRequest::from_ado_string)).

@@ -120,12 +120,11 @@ impl ConnectRequest {
     /// and `TrustServerCertificateCA`, an unknown `Encrypt` value, `strict`
     /// without the `tds80` feature...). [`RequestError::Invalid`] when no
     /// `Server`/`Data Source` is given or it is empty (tiberius would quietly
-    /// use localhost), a named instance comes without its port
-    /// (`host\instance,port`: SQL Browser is not queried, and tiberius's
-    /// default, 1434, is the Browser's port, not the instance's), or a
-    /// timeout or retry value is out of SqlClient's range.
-    /// [`RequestError::NeedsBrowser`] for a named instance without its port:
-    /// [`ConnectionString::resolve`] asks SQL Browser for it.
+    /// use localhost), or a timeout or retry value is out of SqlClient's
+    /// range. [`RequestError::NeedsBrowser`] for a named instance without
+    /// its port (`host\instance`): this synchronous parse cannot ask SQL
+    /// Browser, and tiberius's default, 1434, is the Browser's UDP port, not
+    /// the instance's; [`ConnectionString::resolve`] asks SQL Browser.
     /// [`RequestError::UnknownKeyword`] for a keyword nobody reads, and
     /// [`RequestError::UnsupportedKeyword`] for a SqlClient keyword this
     /// crate cannot honour. Error messages name the key, never the value.
