@@ -125,3 +125,21 @@ where
         &self.pool
     }
 }
+
+impl<S> std::fmt::Debug for Bb8Pool<S>
+where
+    S: Service<ConnectRequest, Response = Connected<TdsClient>, Error = ConnectError>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.pool.state();
+        f.debug_struct("Bb8Pool")
+            .field("connections", &state.connections)
+            .field("idle_connections", &state.idle_connections)
+            .finish_non_exhaustive()
+    }
+}
