@@ -48,6 +48,44 @@ where
 /// waiting for a connection the pool could not make. `connection_timeout`
 /// still bounds a `get` that waits for a busy pool; keep it above the
 /// policy's deadline (both default to 30 s).
+///
+/// # Example
+///
+/// A login the server refuses: `get` says so after one attempt.
+///
+/// ```
+/// use tiberius_tower::pool::{Bb8Pool, PoolConnector};
+/// use tiberius_tower::{Cause, ConnectPolicy, ConnectRequest, Connector, PreloginLayer};
+/// use tds_emulator::{Emulator, EmulatorConfig};
+/// use tower::ServiceBuilder;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let server = Emulator::start(EmulatorConfig::new()).await?;
+/// let ca = std::env::temp_dir().join(format!("bb8-pool-doc-{}.pem", std::process::id()));
+/// server.write_ca_pem(&ca)?;
+/// let service = ServiceBuilder::new()
+///     .layer(PreloginLayer::new(ConnectPolicy::new()))
+///     .service(Connector::new());
+/// let request = ConnectRequest::builder()
+///     .host("127.0.0.1")
+///     .port(server.local_addr().port())
+///     .authentication(tiberius::AuthMethod::sql_server("sa", "wrong"))
+///     .trust_cert_ca(&ca)
+///     .build();
+/// let pool = Bb8Pool::build(
+///     Bb8Pool::builder().max_size(4),
+///     PoolConnector::new(service, request),
+/// );
+/// match pool.get().await {
+///     Err(bb8::RunError::User(error)) => assert_eq!(error.cause(), Some(Cause::LoginFailed)),
+///     _ => unreachable!("the server refuses this login"),
+/// }
+/// # server.shutdown().await;
+/// # let _ = std::fs::remove_file(&ca);
+/// # Ok(())
+/// # }
+/// ```
 pub struct Bb8Pool<S>
 where
     S: Service<ConnectRequest, Response = Connected<TdsClient>, Error = ConnectError>
