@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tds_emulator::{
-    CertificateFlaw, CertificateSource, Emulator, EmulatorConfig, EncryptionSetting, FaultRule,
-    RouteRule, ServerVersion, Termination, TlsFirstResponse, TlsProtocol,
+    BrowserInstance, BrowserResponder, CertificateFlaw, CertificateSource, Emulator,
+    EmulatorConfig, EncryptionSetting, FaultRule, RouteRule, ServerVersion, Termination,
+    TlsFirstResponse, TlsProtocol,
 };
 
 /// A SQL Server handshake emulator that misbehaves on purpose.
@@ -122,6 +123,24 @@ struct Args {
     /// ([IPV6]:PORT for IPv6), on the connections SCHEDULE picks (default always), then close.
     #[arg(long, value_name = "HOST:PORT[@SCHEDULE]")]
     route: Option<RouteRule>,
+
+    /// Also answer SQL Browser (SSRP) requests on the UDP address ADDR for the instance NAME,
+    /// announcing the TDS listener's port (SQL Browser itself uses UDP 1434).
+    #[arg(long, value_name = "NAME@ADDR", value_parser = parse_browser)]
+    browser: Option<(String, SocketAddr)>,
+}
+
+fn parse_browser(s: &str) -> Result<(String, SocketAddr), String> {
+    let (name, addr) = s
+        .split_once('@')
+        .ok_or_else(|| "expected NAME@ADDR, e.g. SQLEXPRESS@127.0.0.1:1434".to_owned())?;
+    let addr = addr
+        .parse()
+        .map_err(|e| format!("`{addr}` is not a socket address: {e}"))?;
+    if name.is_empty() || name.len() > 32 {
+        return Err("the instance name must have 1 to 32 bytes".to_owned());
+    }
+    Ok((name.to_owned(), addr))
 }
 
 const FAULT_HELP: &str = "\
@@ -158,7 +177,8 @@ EXAMPLES:
   tds-emulator --encryption force --fault reset-before-prelogin-reply@first:2
   tds-emulator --fault alert:40:wrapped@every:3 --fault login-error:18456@always
   tds-emulator --encryption strict-and-legacy --fault stall:tls@p:0.3:seed:7
-  tds-emulator --listen 127.0.0.1:14331 --route 127.0.0.1:14330@first:1";
+  tds-emulator --listen 127.0.0.1:14331 --route 127.0.0.1:14330@first:1
+  tds-emulator --browser SQLEXPRESS@127.0.0.1:14340";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -178,7 +198,7 @@ async fn main() -> ExitCode {
         .strict_tls_versions(&args.strict_tls)
         .version(args.server_version)
         .credentials(args.user, args.password)
-        .server_name(args.server_name)
+        .server_name(args.server_name.clone())
         .tls_first_response(args.tls_first)
         .matrix_termination(args.terminate)
         .certificate(certificate);
@@ -210,6 +230,27 @@ async fn main() -> ExitCode {
         emulator.shutdown().await;
         return ExitCode::FAILURE;
     }
+    let _browser = match args.browser {
+        None => None,
+        Some((name, browser_addr)) => {
+            let instances = vec![BrowserInstance::new(name.clone(), addr.port())];
+            match BrowserResponder::start(browser_addr, &args.server_name, instances).await {
+                Ok(browser) => {
+                    println!(
+                        "SQL Browser on {} (UDP): instance {name} -> tcp {}",
+                        browser.local_addr(),
+                        addr.port()
+                    );
+                    Some(browser)
+                }
+                Err(error) => {
+                    eprintln!("tds-emulator: cannot start SQL Browser on {browser_addr}: {error}");
+                    emulator.shutdown().await;
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
     println!("listening on {addr}");
     println!("CA certificate: {}", ca_out.display());
     println!("encryption: {}", emulator.config().encryption_setting());

@@ -77,13 +77,14 @@
 //!
 //! | folder | role |
 //! |---|---|
-//! | `request/` | [`ConnectRequest`]: the user's intent, plus the fields the policy rewrites; ADO.NET connection strings |
+//! | `request/` | [`ConnectRequest`]: the user's intent, plus the fields the policy rewrites; ADO.NET connection strings ([`ConnectionString`]); named instances through [`SqlBrowser`] |
 //! | `connect/` | [`Connector`]: one observed attempt, returning [`Observed`] or an [`AttemptError`] |
 //! | `classify/` | [`classify`]: observation + failure → [`Cause`], a pure function |
 //! | `policy/` | [`ConnectPolicy`] and the plan: the one place that decides; [`RetryBudget`], [`EndpointMemory`] |
 //! | `service/` | [`Prelogin`] and [`PreloginLayer`]: carry out the plan's steps |
 //! | `error.rs` | [`ConnectError`]: the cause, the attempts, and what to change |
 //! | `telemetry/` | spans and [`attributes`]; [`ConnectMetrics`] (feature `metrics`) |
+//! | `pool/` | `pool`: bb8 and deadpool adapters (features `bb8`, `deadpool`) |
 //!
 //! # Layers between the middleware and the connector
 //!
@@ -125,6 +126,8 @@ mod endpoint;
 mod error;
 mod level;
 mod policy;
+#[cfg(any(feature = "bb8", feature = "deadpool"))]
+pub mod pool;
 mod request;
 mod service;
 mod telemetry;
@@ -139,7 +142,10 @@ pub use endpoint::EndpointKey;
 pub use error::ConnectError;
 pub use level::EncryptionLevel;
 pub use policy::{Attempt, ConnectPolicy, Decision, EndpointMemory, RetryBudget, StopReason};
-pub use request::{ConnectRequest, ConnectRequestBuilder, RequestError, TrustSetting};
+pub use request::{
+    BrowserError, ConnectRequest, ConnectRequestBuilder, ConnectionString, RequestError,
+    SqlBrowser, TrustSetting,
+};
 pub use service::{Connected, Prelogin, PreloginLayer};
 pub use telemetry::attributes;
 #[cfg(feature = "metrics")]

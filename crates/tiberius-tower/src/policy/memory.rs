@@ -60,7 +60,7 @@ impl EndpointMemory {
     }
 
     /// Pre-seeds a floor (e.g. from configuration or a previous run). Like
-    /// [`learn`](Self::learn), it never lowers an existing, unexpired floor.
+    /// what a connect learns, it never lowers an existing, unexpired floor.
     pub fn seed(&self, key: EndpointKey, level: EncryptionLevel) {
         self.learn(key, level);
     }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::level::EncryptionLevel;
 
@@ -19,6 +20,32 @@ pub enum RequestError {
     /// A value this crate reads itself is invalid (the message names the key).
     #[error("invalid connection string: {0}")]
     Invalid(&'static str),
+    /// A keyword neither SqlClient nor this crate knows (a typo, usually).
+    /// The keyword is shown only when it looks like one (letters, digits and
+    /// spaces, at most 40 characters), so a mangled pair cannot echo a secret.
+    #[error("invalid connection string: unknown keyword `{0}`")]
+    UnknownKeyword(String),
+    /// A SqlClient keyword this crate does not support, and what to do instead.
+    #[error("invalid connection string: `{keyword}` is not supported: {instead}")]
+    UnsupportedKeyword {
+        /// The keyword, as SqlClient documents it.
+        keyword: &'static str,
+        /// What to use instead.
+        instead: &'static str,
+    },
+    /// A named instance without a port was given where SQL Browser cannot be
+    /// asked (a synchronous parse): use
+    /// [`ConnectionString::resolve`](crate::ConnectionString::resolve), or
+    /// name the port.
+    #[error(
+        "invalid connection string: server: a named instance without its TCP port \
+         (`host\\instance`) needs SQL Browser: read it with `ConnectionString::resolve`, \
+         or give the port (`host\\instance,port`)"
+    )]
+    NeedsBrowser,
+    /// SQL Browser could not say which port the named instance listens on.
+    #[error("named instance lookup failed: {0}")]
+    Browser(#[source] super::browser::BrowserError),
 }
 
 /// What a connection string says, split into the request's fields.
@@ -30,7 +57,151 @@ pub(super) struct Parsed {
     pub(super) database: Option<String>,
     pub(super) encryption: EncryptionLevel,
     pub(super) trust: TrustSetting,
+    /// `Connect Timeout` / `Connection Timeout` / `Timeout`.
+    pub(super) connect_timeout: Option<Duration>,
+    /// `ConnectRetryCount`.
+    pub(super) retry_count: Option<u32>,
+    /// `ConnectRetryInterval`.
+    pub(super) retry_interval: Option<Duration>,
+    /// A named instance without a port: SQL Browser must be asked.
+    pub(super) browser_needed: bool,
 }
+
+/// Keywords tiberius 0.13 reads (it ignores every other key).
+const TIBERIUS_KEYWORDS: &[&str] = &[
+    "server",
+    "data source",
+    "uid",
+    "username",
+    "user",
+    "user id",
+    "password",
+    "pwd",
+    "integratedsecurity",
+    "integrated security",
+    "database",
+    "initial catalog",
+    "databasename",
+    "application name",
+    "applicationname",
+    "trustservercertificate",
+    "trustservercertificateca",
+    "hostnameincertificate",
+    "hostname in certificate",
+    "workstationid",
+    "workstation id",
+    "encrypt",
+    "applicationintent",
+    "multisubnetfailover",
+];
+
+/// SqlClient keywords this crate reads itself (with their SqlClient
+/// synonyms, written with and without spaces).
+const CONNECT_TIMEOUT: &[&str] = &["connect timeout", "connection timeout", "timeout"];
+const RETRY_COUNT: &[&str] = &["connectretrycount", "connect retry count"];
+const RETRY_INTERVAL: &[&str] = &["connectretryinterval", "connect retry interval"];
+/// SqlClient keywords accepted without effect: they describe what this crate
+/// does anyway (it never echoes a password; it has no MARS, checked below).
+const WITHOUT_EFFECT: &[&str] = &[
+    "persist security info",
+    "persistsecurityinfo",
+    "multipleactiveresultsets",
+    "multiple active result sets",
+];
+
+/// SqlClient keywords that would change behaviour this crate cannot give,
+/// rejected by name rather than silently ignored.
+const UNSUPPORTED: &[(&str, &str, &str)] = &[
+    ("address", "Address", "use `Server`"),
+    ("addr", "Addr", "use `Server`"),
+    ("network address", "Network Address", "use `Server`"),
+    (
+        "failover partner",
+        "Failover Partner",
+        "database mirroring failover is not implemented",
+    ),
+    (
+        "pooling",
+        "Pooling",
+        "pool with bb8 or deadpool (features `bb8`, `deadpool`)",
+    ),
+    (
+        "max pool size",
+        "Max Pool Size",
+        "set the size on the bb8 or deadpool pool",
+    ),
+    (
+        "min pool size",
+        "Min Pool Size",
+        "set `min_idle` on the bb8 pool",
+    ),
+    (
+        "connection lifetime",
+        "Connection Lifetime",
+        "set `max_lifetime` on the bb8 pool",
+    ),
+    (
+        "load balance timeout",
+        "Load Balance Timeout",
+        "set `max_lifetime` on the bb8 pool",
+    ),
+    (
+        "authentication",
+        "Authentication",
+        "pass an `AuthMethod` to `ConnectRequest::builder`",
+    ),
+    (
+        "packet size",
+        "Packet Size",
+        "not configurable through tiberius",
+    ),
+    (
+        "command timeout",
+        "Command Timeout",
+        "bound each query with `tokio::time::timeout`",
+    ),
+    (
+        "column encryption setting",
+        "Column Encryption Setting",
+        "Always Encrypted is not supported by tiberius",
+    ),
+    (
+        "user instance",
+        "User Instance",
+        "not supported by tiberius",
+    ),
+    (
+        "attachdbfilename",
+        "AttachDBFilename",
+        "not supported by tiberius",
+    ),
+    (
+        "network library",
+        "Network Library",
+        "only TCP is supported",
+    ),
+    (
+        "enlist",
+        "Enlist",
+        "distributed transactions are not supported",
+    ),
+    // SqlClient spellings tiberius does not read: it would ignore them.
+    (
+        "application intent",
+        "Application Intent",
+        "write `ApplicationIntent`",
+    ),
+    (
+        "multi subnet failover",
+        "Multi Subnet Failover",
+        "write `MultiSubnetFailover`",
+    ),
+    (
+        "trust server certificate",
+        "Trust Server Certificate",
+        "write `TrustServerCertificate`",
+    ),
+];
 
 /// Parses `s` (see [`ConnectRequest::from_ado_string`](crate::ConnectRequest::from_ado_string)).
 pub(super) fn parse(s: &str) -> Result<Parsed, RequestError> {
@@ -73,12 +244,13 @@ pub(super) fn parse(s: &str) -> Result<Parsed, RequestError> {
     let instance = named
         .map(|(_, name)| name.trim().to_owned())
         .filter(|name| !name.is_empty());
-    if named.is_some() && !explicit_port {
-        // tiberius would connect to 1434, SQL Browser's UDP port, and
-        // every attempt would be refused and retried until the deadline.
+    // tiberius would connect to 1434, SQL Browser's UDP port, and every
+    // attempt would be refused and retried until the deadline: the caller
+    // asks SQL Browser instead, or reports it.
+    let browser_needed = instance.is_some() && !explicit_port;
+    if named.is_some() && instance.is_none() && !explicit_port {
         return Err(RequestError::Invalid(
-            "server: a named instance needs its TCP port (`host\\instance,port`); \
-             SQL Browser is not queried",
+            "server: `host\\` names no instance and no port",
         ));
     }
 
@@ -113,6 +285,43 @@ pub(super) fn parse(s: &str) -> Result<Parsed, RequestError> {
         .map(|d| d.trim().to_owned())
         .filter(|d| !d.is_empty());
 
+    check_keywords(&pairs)?;
+    let connect_timeout = match get(CONNECT_TIMEOUT) {
+        None => None,
+        // SqlClient: 0 waits forever. Every connect here is bounded.
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(0) | Err(_) => {
+                return Err(RequestError::Invalid(
+                    "connect timeout: expected whole seconds, 1 or more (0, wait forever, is not supported)",
+                ));
+            }
+            Ok(seconds) => Some(Duration::from_secs(u64::from(seconds))),
+        },
+    };
+    // SqlClient's ranges: count 0..=255 (default 1), interval 1..=60 s (default 10).
+    let retry_count = match get(RETRY_COUNT) {
+        None => None,
+        Some(v) => match v.trim().parse::<u32>() {
+            Ok(count @ 0..=255) => Some(count),
+            _ => {
+                return Err(RequestError::Invalid(
+                    "connectretrycount: expected a whole number from 0 to 255",
+                ));
+            }
+        },
+    };
+    let retry_interval = match get(RETRY_INTERVAL) {
+        None => None,
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(seconds @ 1..=60) => Some(Duration::from_secs(seconds)),
+            _ => {
+                return Err(RequestError::Invalid(
+                    "connectretryinterval: expected whole seconds from 1 to 60",
+                ));
+            }
+        },
+    };
+
     Ok(Parsed {
         base,
         host,
@@ -121,7 +330,61 @@ pub(super) fn parse(s: &str) -> Result<Parsed, RequestError> {
         database,
         encryption,
         trust,
+        connect_timeout,
+        retry_count,
+        retry_interval,
+        browser_needed,
     })
+}
+
+/// Every key is one tiberius or this crate reads, or a SqlClient keyword
+/// rejected by name. Values are never part of an error.
+fn check_keywords(pairs: &HashMap<String, String>) -> Result<(), RequestError> {
+    // Sorted, so the error names the same keyword on every run.
+    let mut keys: Vec<&String> = pairs.keys().collect();
+    keys.sort();
+    for key in keys {
+        let key = key.as_str();
+        if let Some((_, keyword, instead)) = UNSUPPORTED.iter().find(|(k, _, _)| *k == key) {
+            return Err(RequestError::UnsupportedKeyword { keyword, instead });
+        }
+        let known = TIBERIUS_KEYWORDS.contains(&key)
+            || CONNECT_TIMEOUT.contains(&key)
+            || RETRY_COUNT.contains(&key)
+            || RETRY_INTERVAL.contains(&key)
+            || WITHOUT_EFFECT.contains(&key);
+        if !known {
+            let shown = key.len() <= 40
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '_');
+            return Err(RequestError::UnknownKeyword(if shown {
+                key.to_owned()
+            } else {
+                "<not shown: not a keyword's shape>".to_owned()
+            }));
+        }
+    }
+    let mars = ["multipleactiveresultsets", "multiple active result sets"]
+        .iter()
+        .find_map(|k| pairs.get(*k));
+    if let Some(mars) = mars {
+        match mars.trim().to_ascii_lowercase().as_str() {
+            "false" | "no" => {}
+            "true" | "yes" => {
+                return Err(RequestError::UnsupportedKeyword {
+                    keyword: "MultipleActiveResultSets",
+                    instead: "tiberius has no MARS; open one connection per concurrent query",
+                });
+            }
+            _ => {
+                return Err(RequestError::Invalid(
+                    "multipleactiveresultsets: expected true or false",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Splits an ADO.NET connection string into lowercase keys and unescaped
@@ -303,7 +566,10 @@ mod tests {
         assert!(invalid("Server=  ;Database=shop").starts_with("server"));
         // A named instance without a port: tiberius would use 1434 (SQL
         // Browser), where no TDS listener ever answers.
-        assert!(invalid("Server=h\\SQLEXPRESS").contains("port"));
+        assert!(matches!(
+            ConnectRequest::from_ado_string("Server=h\\SQLEXPRESS"),
+            Err(RequestError::NeedsBrowser)
+        ));
         assert!(invalid("Server=tcp:h\\").contains("port"));
         assert!(ConnectRequest::from_ado_string("Server=h\\SQLEXPRESS,1500").is_ok());
 

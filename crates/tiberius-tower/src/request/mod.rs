@@ -12,6 +12,8 @@
 //! connect's deadline); nothing travels back through it.
 
 mod ado;
+mod browser;
+mod connection_string;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -21,6 +23,8 @@ use crate::endpoint::EndpointKey;
 use crate::level::EncryptionLevel;
 
 pub use ado::RequestError;
+pub use browser::{BrowserError, SqlBrowser};
+pub use connection_string::ConnectionString;
 
 /// Default port of a SQL Server default instance.
 const DEFAULT_PORT: u16 = 1433;
@@ -101,6 +105,14 @@ impl ConnectRequest {
     /// `==`), so both always read the same value. A missing `Encrypt` means
     /// Required, as in tiberius.
     ///
+    /// `Connect Timeout` (or `Connection Timeout`, `Timeout`), in whole
+    /// seconds, becomes the request's
+    /// [`handshake_timeout`](Self::handshake_timeout). `ConnectRetryCount`
+    /// and `ConnectRetryInterval` are checked here but belong to the policy:
+    /// read the string with [`ConnectionString::parse`] to get both the
+    /// request and the policy they describe. The accepted keywords are listed
+    /// in `docs/guide.md` (section 9).
+    ///
     /// # Errors
     ///
     /// [`RequestError::Tiberius`] when tiberius rejects the string (syntax,
@@ -108,13 +120,21 @@ impl ConnectRequest {
     /// and `TrustServerCertificateCA`, an unknown `Encrypt` value, `strict`
     /// without the `tds80` feature...). [`RequestError::Invalid`] when no
     /// `Server`/`Data Source` is given or it is empty (tiberius would quietly
-    /// use localhost), or a named instance comes without its port
-    /// (`host\instance,port`: SQL Browser is not queried, and tiberius's
-    /// default, 1434, is the Browser's port, not the instance's). Error
-    /// messages name the key, never the value.
+    /// use localhost), or a timeout or retry value is out of SqlClient's
+    /// range. [`RequestError::NeedsBrowser`] for a named instance without
+    /// its port (`host\instance`): this synchronous parse cannot ask SQL
+    /// Browser, and tiberius's default, 1434, is the Browser's UDP port, not
+    /// the instance's; [`ConnectionString::resolve`] asks SQL Browser.
+    /// [`RequestError::UnknownKeyword`] for a keyword nobody reads, and
+    /// [`RequestError::UnsupportedKeyword`] for a SqlClient keyword this
+    /// crate cannot honour. Error messages name the key, never the value.
     pub fn from_ado_string(s: &str) -> Result<Self, RequestError> {
-        let parsed = ado::parse(s)?;
-        Ok(ConnectRequest {
+        ConnectionString::parse(s).map(ConnectionString::into_request)
+    }
+
+    /// The request a parsed connection string describes.
+    fn from_parsed(parsed: ado::Parsed) -> Self {
+        ConnectRequest {
             base: parsed.base,
             host: parsed.host,
             port: parsed.port,
@@ -123,10 +143,10 @@ impl ConnectRequest {
             encryption: parsed.encryption,
             trust: parsed.trust,
             tcp_connect_timeout: DEFAULT_TCP_CONNECT_TIMEOUT,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            handshake_timeout: parsed.connect_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
             silence_timeout: None,
             deadline: None,
-        })
+        }
     }
 
     /// The host this attempt connects to (changes only on a routing redirect).
@@ -293,8 +313,9 @@ impl ConnectRequestBuilder {
         self
     }
 
-    /// Named instance (sent in PRELOGIN INSTOPT). This crate does not query
-    /// SQL Browser: set the instance's port explicitly.
+    /// Named instance (sent in PRELOGIN INSTOPT). The builder does not query
+    /// SQL Browser: set the instance's port explicitly, or get it with
+    /// [`SqlBrowser::resolve`](crate::SqlBrowser::resolve).
     pub fn instance(mut self, name: impl Into<String>) -> Self {
         self.instance = Some(name.into());
         self
