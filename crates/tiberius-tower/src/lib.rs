@@ -83,7 +83,8 @@
 //! | `policy/` | [`ConnectPolicy`] and the plan: the one place that decides; [`RetryBudget`], [`EndpointMemory`] |
 //! | `service/` | [`Prelogin`] and [`PreloginLayer`]: carry out the plan's steps |
 //! | `error.rs` | [`ConnectError`]: the cause, the attempts, and what to change |
-//! | `telemetry/` | spans and [`attributes`]; [`ConnectMetrics`] (feature `metrics`) |
+//! | `telemetry/` | spans and [`attributes`]; `ConnectMetrics` (feature `metrics`) |
+//! | `pool/` | `pool::PoolConnector` for bb8 and deadpool (features `bb8`, `deadpool`) |
 //! | `pool/` | `pool`: bb8 and deadpool adapters (features `bb8`, `deadpool`) |
 //!
 //! # Layers between the middleware and the connector
