@@ -4,34 +4,40 @@
 //! Measured with a counting global allocator. That needs `unsafe impl GlobalAlloc`; the
 //! library itself stays `#![forbid(unsafe_code)]`, and this test binary is the one place
 //! where unsafe is allowed (see the crate's Cargo.toml for how the lint levels are set).
+//!
+//! Both the switch and the tally are per thread. Plain `cargo test` runs the tests of this
+//! binary on parallel threads of one process; with one shared tally, an allocation made by
+//! another test while this one measures would be added to this one's figure (a flake that
+//! nextest, one process per test, hides). `other_threads_are_not_counted` pins that down.
 #![allow(unsafe_code)]
 
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Barrier;
 
 use tds_handshake::{Direction, Observer};
 
-/// Counts allocations made by threads that switched counting on.
+/// Counts, per thread, the allocations a thread makes while it has counting switched on.
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
 thread_local! {
-    // `const` initialisation: reading it never allocates, so the allocator may use it.
+    // `const` initialisation and no destructor: reaching them never allocates and never
+    // registers a destructor, so the allocator itself may use them.
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
 }
 
 fn note() {
+    // `try_with`: during thread teardown the slots may be gone; nothing is counted then.
     if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get().saturating_add(1)));
     }
 }
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
-// `System`'s guarantees carry over; the only addition is an atomic counter increment.
+// `System`'s guarantees carry over; the only addition is a thread-local counter increment.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note();
@@ -60,13 +66,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Runs `f` with counting on for this thread and returns the allocations it made.
+/// Runs `f` with counting on for this thread and returns the allocations this thread
+/// made meanwhile; other threads' allocations never reach the figure.
 fn allocations_in(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = ALLOCATIONS.with(Cell::get);
     COUNTING.with(|c| c.set(true));
     f();
     COUNTING.with(|c| c.set(false));
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+    ALLOCATIONS.with(Cell::get) - before
 }
 
 /// A small deterministic generator, so the measured region needs no test framework.
@@ -151,4 +158,36 @@ fn the_counter_does_count() {
         drop(v);
     });
     assert_eq!(count, 1);
+}
+
+/// Two threads measure at the same time and only one allocates: each gets its own figure.
+/// With one tally shared by all threads the quiet thread would report the other's 1,000.
+#[test]
+fn other_threads_are_not_counted() {
+    const BUSY: usize = 1000;
+    // Both measured regions are open between `start` and `done`. Barriers are prepared
+    // beforehand; waiting on one does not allocate (futex-based on Linux).
+    let start = Barrier::new(2);
+    let done = Barrier::new(2);
+    let (quiet, busy) = std::thread::scope(|s| {
+        let busy = s.spawn(|| {
+            allocations_in(|| {
+                start.wait();
+                for _ in 0..BUSY {
+                    drop(std::hint::black_box(Vec::<u8>::with_capacity(64)));
+                }
+                done.wait();
+            })
+        });
+        let quiet = allocations_in(|| {
+            start.wait();
+            done.wait();
+        });
+        (quiet, busy.join().expect("the allocating thread finishes"))
+    });
+    assert_eq!(
+        busy, BUSY,
+        "the allocating thread counts its own allocations"
+    );
+    assert_eq!(quiet, 0, "the quiet thread sees none of the other's");
 }

@@ -8,7 +8,8 @@ use tds_handshake::{Prelogin, Side};
 fuzz_target!(|data: &[u8]| {
     for side in [Side::Client, Side::Server] {
         if let Ok(p) = Prelogin::decode(data, side) {
-            let again = Prelogin::decode(&p.encode(side), side).expect("re-encoded PRELOGIN decodes");
+            let again =
+                Prelogin::decode(&p.encode(side), side).expect("re-encoded PRELOGIN decodes");
             assert_eq!(again, p);
         }
     }
