@@ -531,7 +531,10 @@ strict-and-legacy  S R  ok S                    | S S        | 2
 
 /// The faults, each with its table. A reset and a FIN before the reply share
 /// one table: the design reads both as the connection closing with no reply.
-fn faults() -> Vec<(&'static str, Option<(Fault, Schedule)>, &'static str)> {
+/// A fault's name, its emulator rule (none for the clean server) and its table.
+type FaultTable = (&'static str, Option<(Fault, Schedule)>, &'static str);
+
+fn faults() -> Vec<FaultTable> {
     let once = Schedule::FirstN(1);
     vec![
         ("none", None, NO_FAULT),
