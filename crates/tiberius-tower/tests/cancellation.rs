@@ -6,6 +6,8 @@
 //! without being dropped; after every drop the emulator must see all of that
 //! run's sockets closed within a bounded wait. Each `Pending` is an await
 //! point the connect really reached, so every one of them is covered.
+//! Three paths: the Force Encryption upgrade, the Strict probe, and the
+//! plaintext check after a silent Strict attempt.
 
 mod common;
 
@@ -18,7 +20,7 @@ use std::time::Duration;
 use common::{Server, base_config, fast_policy, select_one, service};
 use futures_util::task::{ArcWake, waker};
 use tds_emulator::EncryptionSetting;
-use tiberius_tower::{ConnectPolicy, EncryptionLevel};
+use tiberius_tower::{Cause, ConnectPolicy, EncryptionLevel};
 use tower::{Service, ServiceExt};
 
 /// A waker that remembers a wake-up (a permit is kept if nobody waits yet).
@@ -39,8 +41,12 @@ const MAX_PENDINGS: usize = 2_000;
 enum Run {
     /// Dropped after its N-th `Pending`.
     Dropped,
-    /// Finished before its N-th `Pending`: after this many, in this many attempts.
-    Completed { pendings: usize, attempts: usize },
+    /// Finished before its N-th `Pending`, after this many: connected in
+    /// this many attempts, or failed with this cause.
+    Completed {
+        pendings: usize,
+        outcome: Result<usize, Cause>,
+    },
 }
 
 /// Connects, dropping the future right after its `drop_after`-th `Pending`.
@@ -59,12 +65,17 @@ async fn run_once(
     loop {
         let mut cx = Context::from_waker(&waker);
         match Pin::new(&mut connect).poll(&mut cx) {
-            Poll::Ready(outcome) => {
-                let mut connected = outcome.expect("the connect succeeds when not dropped");
+            Poll::Ready(Ok(mut connected)) => {
                 assert_eq!(select_one(connected.client_mut()).await, Some(1));
                 return Run::Completed {
                     pendings,
-                    attempts: connected.attempts().len(),
+                    outcome: Ok(connected.attempts().len()),
+                };
+            }
+            Poll::Ready(Err(error)) => {
+                return Run::Completed {
+                    pendings,
+                    outcome: Err(error.cause()),
                 };
             }
             Poll::Pending => {
@@ -87,6 +98,7 @@ async fn drop_at_every_await_point(
     setting: EncryptionSetting,
     level: EncryptionLevel,
     policy: impl Fn() -> ConnectPolicy,
+    expected: Result<usize, Cause>,
 ) -> usize {
     let server = Server::start(base_config(setting)).await;
     for drop_after in 1..=MAX_PENDINGS {
@@ -98,9 +110,9 @@ async fn drop_at_every_await_point(
             "{setting}/{level}: {} connections still open after dropping at pending {drop_after}",
             server.emulator.open_connections()
         );
-        if let Run::Completed { pendings, attempts } = run {
-            // The path under test: a first attempt refused, a second that logs in.
-            assert_eq!(attempts, 2, "{setting}/{level}");
+        if let Run::Completed { pendings, outcome } = run {
+            // The run that was not dropped took the path under test.
+            assert_eq!(outcome, expected, "{setting}/{level}");
             server.stop().await;
             return pendings;
         }
@@ -117,6 +129,7 @@ async fn dropping_the_force_encryption_upgrade_at_every_await_point_leaks_no_soc
         EncryptionSetting::Force,
         EncryptionLevel::NotSupported,
         fast_policy,
+        Ok(2),
     )
     .await;
     assert!(covered >= 2, "{covered} await points");
@@ -132,8 +145,27 @@ async fn dropping_the_strict_probe_at_every_await_point_leaks_no_socket() {
         EncryptionSetting::StrictOnly,
         EncryptionLevel::Required,
         || fast_policy().ceiling(EncryptionLevel::Strict),
+        Ok(2),
     )
     .await;
     assert!(covered >= 2, "{covered} await points");
     println!("strict probe: {covered} await points covered");
+}
+
+// One thread: the emulator and the I/O driver run only while the connect is
+// pending, so every await point the connect reaches shows as a `Pending`.
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_the_strict_unsupported_check_at_every_await_point_leaks_no_socket() {
+    // Strict against a server without TDS 8.0 (the emulator's default
+    // silence): the TLS-first attempt meets silence, then the plaintext
+    // PRELOGIN check runs. A short probe bound keeps each run short.
+    let covered = drop_at_every_await_point(
+        EncryptionSetting::Off,
+        EncryptionLevel::Strict,
+        || fast_policy().strict_probe_timeout(Duration::from_millis(300)),
+        Err(Cause::StrictUnsupported),
+    )
+    .await;
+    assert!(covered >= 2, "{covered} await points");
+    println!("strict unsupported: {covered} await points covered");
 }
