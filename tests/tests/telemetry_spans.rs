@@ -136,8 +136,11 @@ async fn force_encryption_upgrade_tags_10054_and_the_upgrade_then_memory_decides
     let connected = connect(&mut svc, server.request(EncryptionLevel::NotSupported))
         .await
         .expect("connects after the upgrade");
+    // MS-TDS 2.2.6.5: tiberius at Required offers REQ (0x03); a Force
+    // Encryption server answers ON (0x01).
     let second = &connected.attempts()[1];
-    assert!(second.offered().is_some() && second.replied().is_some());
+    assert_eq!(second.offered(), Some(Encryption::REQ));
+    assert_eq!(second.replied(), Some(Encryption::ON));
     drop(connected);
 
     let trace = ConnectTrace::find(&pipeline.take_spans());
@@ -166,7 +169,8 @@ async fn force_encryption_upgrade_tags_10054_and_the_upgrade_then_memory_decides
         0,
         "upgrades do not sleep"
     );
-    assert!(attr(upgraded, "mssql.prelogin.offered").is_some());
+    assert_eq!(int(upgraded, "mssql.prelogin.offered"), 0x03, "REQ");
+    assert_eq!(int(upgraded, "mssql.prelogin.replied"), 0x01, "ON");
 
     // The next connect starts where the memory says.
     drop(
@@ -238,8 +242,11 @@ async fn transient_reset_then_success_records_the_retry_and_its_backoff() {
     let connected = connect(&mut svc, server.request(EncryptionLevel::NotSupported))
         .await
         .expect("the retry connects");
-    let slept = connected.attempts()[1].delay();
-    assert!(!slept.is_zero());
+    // Jitter off: the first backoff is exactly the 5 ms minimum.
+    assert_eq!(
+        connected.attempts()[1].delay(),
+        std::time::Duration::from_millis(5)
+    );
     drop(connected);
 
     let trace = ConnectTrace::find(&pipeline.spans());
@@ -258,9 +265,13 @@ async fn transient_reset_then_success_records_the_retry_and_its_backoff() {
     let retry = &trace.attempts[1];
     assert_attempt_connected(retry, EncryptionLevel::NotSupported);
     assert_eq!(int(retry, "mssql.retry"), 1);
-    assert_eq!(
-        int(retry, "mssql.backoff.delay_ms"),
-        slept.as_millis() as i64
+    assert_eq!(int(retry, "mssql.backoff.delay_ms"), 5);
+    assert_eq!(int(reset, "mssql.retry"), 0);
+    assert_eq!(int(reset, "mssql.backoff.delay_ms"), 0);
+    assert_eq!(int(reset, "mssql.prelogin.offered"), 0x02, "NOT_SUP");
+    assert!(
+        attr(reset, "mssql.prelogin.replied").is_none(),
+        "no reply came"
     );
     server.stop().await;
 }
@@ -301,14 +312,11 @@ async fn deterministic_tls_version_mismatch_stops_with_error_status_and_the_aler
     assert_attempt_failed(attempt, "tls_version_mismatch", "stop");
     assert_eq!(int(attempt, "mssql.tls.alert"), 70);
     assert_eq!(string(attempt, "mssql.tls.alert.sender"), "server");
-    // The status code follows the record: "10054" only for the reset shape.
-    let expected = error.attempts()[0]
-        .reset_during_prelogin()
-        .then_some("10054");
-    assert_eq!(
-        attr(attempt, "db.response.status_code").map(|v| v.as_str().into_owned()),
-        expected.map(str::to_owned)
-    );
+    assert_eq!(int(attempt, "mssql.prelogin.offered"), 0x03, "REQ");
+    assert_eq!(int(attempt, "mssql.prelogin.replied"), 0x01, "ON");
+    // An alert and a close is a TLS answer, not the 10054 reset.
+    assert!(!error.attempts()[0].reset_during_prelogin());
+    assert!(attr(attempt, "db.response.status_code").is_none());
     server.stop().await;
 }
 
@@ -376,10 +384,66 @@ async fn exhausted_budget_is_tagged_on_the_connect_span() {
     assert_eq!(trace.attempts.len(), 2);
     assert_attempt_failed(&trace.attempts[0], "transient_reset", "retry");
     assert_attempt_failed(&trace.attempts[1], "transient_reset", "stop");
+    assert_eq!(int(&trace.attempts[0], "mssql.retry"), 0);
+    assert_eq!(int(&trace.attempts[0], "mssql.backoff.delay_ms"), 0);
     assert_eq!(int(&trace.attempts[1], "mssql.retry"), 1);
-    assert!(int(&trace.attempts[1], "mssql.backoff.delay_ms") > 0);
+    // Jitter off: exactly the 5 ms minimum.
+    assert_eq!(int(&trace.attempts[1], "mssql.backoff.delay_ms"), 5);
     for attempt in &trace.attempts {
         assert_eq!(string(attempt, "db.response.status_code"), "10054");
     }
+    server.stop().await;
+}
+
+/// A Strict client against a server without TDS 8.0, as SQL Server 2019
+/// behaves: silence after the ClientHello (the emulator's default, asked for
+/// here by name), then one plaintext PRELOGIN check that the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_client_against_a_silent_legacy_server_stops_as_strict_unsupported() {
+    let server = Server::start(
+        tds_emulator::EmulatorConfig::new()
+            .encryption(EncryptionSetting::Off)
+            .tls_first_response(tds_emulator::TlsFirstResponse::Hang),
+    )
+    .await;
+    let pipeline = Pipeline::new();
+    let _guard = pipeline.set_default();
+    let mut svc = pipeline.service(fast_policy());
+
+    let error = connect(&mut svc, server.request(EncryptionLevel::Strict))
+        .await
+        .expect_err("the server has no TDS 8.0");
+    assert_eq!(error.cause(), Cause::StrictUnsupported);
+    assert_eq!(error.stop_reason(), StopReason::Deterministic);
+
+    let trace = ConnectTrace::find(&pipeline.spans());
+    assert_connect_span(&trace, server.port(), EncryptionLevel::Strict);
+    let connect_span = &trace.connect;
+    assert!(matches!(connect_span.status, Status::Error { .. }));
+    assert_eq!(string(connect_span, "error.type"), "strict_unsupported");
+    assert_eq!(
+        string(connect_span, "mssql.prelogin.cause"),
+        "strict_unsupported"
+    );
+    assert_eq!(string(connect_span, "mssql.stop_reason"), "deterministic");
+    assert!(!boolean(connect_span, "mssql.budget.exhausted"));
+    assert!(attr(connect_span, "db.response.status_code").is_none());
+
+    // One attempt: the plaintext check is not an attempt of its own.
+    assert_eq!(trace.attempts.len(), 1);
+    let attempt = &trace.attempts[0];
+    assert_attempt_failed(attempt, "strict_unsupported", "stop");
+    assert_eq!(string(attempt, "mssql.encryption"), "strict");
+    assert!(
+        !boolean(attempt, "mssql.strict_probe"),
+        "configured, not a probe"
+    );
+    assert_eq!(int(attempt, "mssql.retry"), 0);
+    assert_eq!(int(attempt, "mssql.backoff.delay_ms"), 0);
+    // Silence is not a reset: no 10054, nothing offered in plaintext, no reply.
+    assert!(attr(attempt, "db.response.status_code").is_none());
+    assert!(attr(attempt, "mssql.prelogin.offered").is_none());
+    assert!(attr(attempt, "mssql.prelogin.replied").is_none());
+    assert!(attr(attempt, "mssql.tls.alert").is_none());
     server.stop().await;
 }

@@ -57,6 +57,21 @@ impl Server {
             .build()
     }
 
+    /// Like [`Server::request`], sent to another port on 127.0.0.1 (a relay
+    /// in front of this server).
+    pub fn request_via(&self, port: u16, level: EncryptionLevel) -> ConnectRequest {
+        ConnectRequest::builder()
+            .host("127.0.0.1")
+            .port(port)
+            .database("master")
+            .authentication(tiberius::AuthMethod::sql_server("sa", "Password123!"))
+            .encryption(level)
+            .trust_cert_ca(&self.ca)
+            .tcp_connect_timeout(Duration::from_secs(5))
+            .handshake_timeout(HANDSHAKE)
+            .build()
+    }
+
     /// The level each connection offered, as the emulator saw it, in accept order.
     pub fn offered_levels(&self) -> Vec<Option<EncryptionLevel>> {
         let mut clients = self.emulator.clients();
@@ -158,4 +173,77 @@ pub fn assert_levels_monotonic(
         );
         high = *level;
     }
+}
+
+/// Which side wrote a chunk of a recorded transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+/// The bytes of one relayed connection, both directions, in the order the
+/// relay read them (a chunk is recorded before it is forwarded, so an answer
+/// is always recorded after what it answers).
+pub type Transcript = std::sync::Arc<std::sync::Mutex<Vec<(Side, Vec<u8>)>>>;
+
+/// A loopback relay for one connection to `upstream`, recording both
+/// directions. Returns the port to connect to, the transcript and the task.
+pub async fn record_one_connection(
+    upstream: std::net::SocketAddr,
+) -> (u16, Transcript, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("relay binds");
+    let port = listener.local_addr().expect("relay address").port();
+    let transcript = Transcript::default();
+    let record = transcript.clone();
+    let task = tokio::spawn(async move {
+        let Ok((client, _)) = listener.accept().await else {
+            return;
+        };
+        let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+            return;
+        };
+        let _ = client.set_nodelay(true);
+        let _ = server.set_nodelay(true);
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        let up_record = record.clone();
+        let up = async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = client_read.read(&mut buf).await {
+                let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+                    break;
+                };
+                up_record
+                    .lock()
+                    .expect("transcript lock")
+                    .push((Side::Client, chunk.to_vec()));
+                if server_write.write_all(chunk).await.is_err() {
+                    break;
+                }
+            }
+            let _ = server_write.shutdown().await;
+        };
+        let down = async move {
+            let mut buf = vec![0u8; 32 * 1024];
+            while let Ok(n) = server_read.read(&mut buf).await {
+                let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+                    break;
+                };
+                record
+                    .lock()
+                    .expect("transcript lock")
+                    .push((Side::Server, chunk.to_vec()));
+                if client_write.write_all(chunk).await.is_err() {
+                    break;
+                }
+            }
+            let _ = client_write.shutdown().await;
+        };
+        tokio::join!(up, down);
+    });
+    (port, transcript, task)
 }
