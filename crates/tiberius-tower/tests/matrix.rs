@@ -255,9 +255,10 @@ strict-and-legacy  S R  transient_reset         | S S S      | 3
 
 /// Every ClientHello is answered with a fatal alert (70 protocol_version,
 /// wrapped in a 0x12 packet): deterministic, no retry. Connections without
-/// TLS never meet it. A Strict probe answered with an alert did not get
-/// through (no ServerHello), so the strict-only server's resets are retried
-/// at the pre-probe level.
+/// TLS never meet it. A Strict probe answered with an alert got through the
+/// pre-login (the server answered TLS-first with TLS), so a strict-only
+/// server's reset was `strict_required` and the alert is the cause: two
+/// attempts, no retry.
 const ALERT_70_WRAPPED_ALWAYS: &str = "
 none               N S  ok N                    | N          | 1
 none               N R  ok N                    | N          | 1
@@ -283,11 +284,11 @@ force              R S  tls_version_mismatch    | R          | 1
 force              R R  tls_version_mismatch    | R          | 1
 force              S S  strict_unsupported      | S c        | 1
 force              S R  strict_unsupported      | S c        | 1
-strict-only        N S  transient_reset         | N S N N    | 4
+strict-only        N S  tls_version_mismatch    | N S        | 2
 strict-only        N R  transient_reset         | N N N      | 3
-strict-only        O S  transient_reset         | O S O O    | 4
+strict-only        O S  tls_version_mismatch    | O S        | 2
 strict-only        O R  transient_reset         | O O O      | 3
-strict-only        R S  transient_reset         | R S R R    | 4
+strict-only        R S  tls_version_mismatch    | R S        | 2
 strict-only        R R  transient_reset         | R R R      | 3
 strict-only        S S  tls_version_mismatch    | S          | 1
 strict-only        S R  tls_version_mismatch    | S          | 1
@@ -328,11 +329,11 @@ force              R S  tls_handshake_rejected  | R          | 1
 force              R R  tls_handshake_rejected  | R          | 1
 force              S S  strict_unsupported      | S c        | 1
 force              S R  strict_unsupported      | S c        | 1
-strict-only        N S  transient_reset         | N S N N    | 4
+strict-only        N S  tls_handshake_rejected  | N S        | 2
 strict-only        N R  transient_reset         | N N N      | 3
-strict-only        O S  transient_reset         | O S O O    | 4
+strict-only        O S  tls_handshake_rejected  | O S        | 2
 strict-only        O R  transient_reset         | O O O      | 3
-strict-only        R S  transient_reset         | R S R R    | 4
+strict-only        R S  tls_handshake_rejected  | R S        | 2
 strict-only        R R  transient_reset         | R R R      | 3
 strict-only        S S  tls_handshake_rejected  | S          | 1
 strict-only        S R  tls_handshake_rejected  | S          | 1

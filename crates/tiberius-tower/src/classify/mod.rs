@@ -42,8 +42,8 @@ pub(crate) struct Verdict {
     /// after the PRELOGIN reply looks the same from the client, so the
     /// policy confirms it with one more attempt before stopping.
     pub(crate) unconfirmed_rejection: bool,
-    /// The server answered with TLS (a ServerHello) or the handshake went
-    /// past TLS: for the Strict probe, "it got through".
+    /// The server answered with TLS (a ServerHello or an alert) or the
+    /// handshake went past TLS: for the Strict probe, "it got through".
     pub(crate) server_spoke_tls: bool,
 }
 
@@ -86,8 +86,14 @@ pub(crate) fn verdict(
             && closed
             && observation.first_alert.is_none()
             && observation.server_hello.is_none(),
+        // A ServerHello, a login, or a TLS alert from the server: any TLS
+        // answer to a TLS-first ClientHello shows the server speaks TDS 8.0
+        // (an alert then names what it refused).
         server_spoke_tls: observation.server_hello.is_some()
-            || observation.phase >= Phase::LoginSent,
+            || observation.phase >= Phase::LoginSent
+            || observation
+                .first_alert
+                .is_some_and(|alert| alert.sender == Direction::ServerToClient),
     }
 }
 
@@ -517,6 +523,19 @@ mod tests {
             )
             .reset_during_prelogin
         );
+    }
+
+    #[test]
+    fn any_tls_answer_from_the_server_means_it_spoke_tls() {
+        let numbers = TransientNumbers::new();
+        let silent = strict_hello_sent();
+        assert!(!verdict(&silent, &reset(), &numbers).server_spoke_tls);
+        let alerted = with_alert(strict_hello_sent(), Direction::ServerToClient, 70);
+        assert!(verdict(&alerted, &reset(), &numbers).server_spoke_tls);
+        let refused_by_us = with_alert(strict_hello_sent(), Direction::ClientToServer, 48);
+        assert!(!verdict(&refused_by_us, &reset(), &numbers).server_spoke_tls);
+        let hello = server_hello_seen(REQ, OFF);
+        assert!(verdict(&hello, &reset(), &numbers).server_spoke_tls);
     }
 
     #[test]
