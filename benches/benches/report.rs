@@ -232,7 +232,10 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     let only = arg_value("--only");
-    let wanted = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| name.contains(o) || o.contains(name))
+    };
     let rounds = |n: usize| ((n as f64 * scale).round() as usize).max(10);
 
     println!(
