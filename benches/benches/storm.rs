@@ -468,9 +468,9 @@ fn main() {
             scenario.ideal().as_secs_f64()
         );
         println!(
-            "| strategy | seed | peak attempts/s while down | peak attempts/s once back (x capacity) | total attempts (per connection) | back | given up | last back (x ideal) |"
+            "| strategy | seed | peak attempts/s while down | peak attempts/s once back (x capacity) | total attempts (per connection) | back | given up | last back (x ideal) | causes of the layer's failed attempts |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|");
         for strategy in Strategy::ALL {
             for replication in 0..replications {
                 let seed = base_seed.wrapping_add(replication.wrapping_mul(0x9E37_79B9));
@@ -480,8 +480,13 @@ fn main() {
                     .iter()
                     .map(|(why, n)| format!("{n} ({why})"))
                     .collect();
+                let causes: Vec<String> = figures
+                    .causes
+                    .iter()
+                    .map(|(cause, n)| format!("{cause} {n}"))
+                    .collect();
                 println!(
-                    "| {} | {seed:#x} | {} | {} ({:.2}) | {} ({:.2}) | {} | {} | {} |",
+                    "| {} | {seed:#x} | {} | {} ({:.2}) | {} ({:.2}) | {} | {} | {} | {} |",
                     strategy.name(),
                     figures.peak_down,
                     figures.peak_up,
@@ -502,10 +507,12 @@ fn main() {
                         ),
                         None => "not all back".to_owned(),
                     },
+                    if causes.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        causes.join(", ")
+                    },
                 );
-                if !figures.causes.is_empty() {
-                    println!("  causes the layer saw: {:?}", figures.causes);
-                }
             }
         }
         println!();
