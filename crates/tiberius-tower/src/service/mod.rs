@@ -126,29 +126,36 @@ where
 
     fn call(&mut self, request: ConnectRequest) -> Self::Future {
         let span = telemetry::connect_span(&request);
-        let connect = drive(
+        Box::pin(drive(
             self.inner.clone(),
             self.policy.clone(),
             request,
             self.metrics.clone(),
-        );
-        Box::pin(connect.instrument(span))
+            span,
+        ))
     }
 }
 
 /// One logical connect: carries out the plan's steps until it says
-/// connected or stopped. Runs inside the connect span.
+/// connected or stopped.
+///
+/// The connect span is entered around the backoff sleeps, the plaintext
+/// check and the final records, but not around attempts: an attempt runs in
+/// its own span, whose parent is the connect span. Entering both on every
+/// poll of a handshake (tens of polls) cost a subscriber such as
+/// `tracing-opentelemetry` two enter/exit pairs per poll where one does;
+/// the trace (parents, start and end times, attributes) is the same.
 async fn drive<S, C>(
     mut inner: S,
     policy: ConnectPolicy,
     request: ConnectRequest,
     metrics: MetricsSink,
+    connect_span: Span,
 ) -> Result<Connected<C>, ConnectError>
 where
     S: Service<ConnectRequest, Response = Observed<C>>,
     S::Error: Into<BoxError>,
 {
-    let connect_span = Span::current();
     let started = Instant::now();
     let facts = metrics.is_on().then(|| ConnectFacts::of(&request));
     let mut plan = Plan::new(&policy, request, started);
@@ -162,9 +169,12 @@ where
         step = match step {
             Step::Attempt => {
                 if !plan.delay().is_zero() {
-                    tokio::time::sleep(plan.delay()).await;
+                    tokio::time::sleep(plan.delay())
+                        .instrument(connect_span.clone())
+                        .await;
                 }
-                let span = telemetry::attempt_span(plan.request(), plan.next_attempt());
+                let span =
+                    telemetry::attempt_span(&connect_span, plan.request(), plan.next_attempt());
                 let began = Instant::now();
                 let request = plan.request().clone();
                 let produced = attempt(&mut inner, request, plan.deadline())
@@ -189,6 +199,7 @@ where
                     request.instance(),
                     plan.check_until(),
                 )
+                .instrument(connect_span.clone())
                 .await;
                 plan.checked(answered, Instant::now())
             }
@@ -202,16 +213,22 @@ where
         }
     }
 
-    let outcome = match (step, client) {
-        (Step::Connected, Some(client)) => {
-            let attempts = plan.into_attempts();
-            telemetry::record_connected(&connect_span, &attempts);
-            Ok(Connected { client, attempts })
-        }
-        _ => {
-            let error = plan.into_error();
-            telemetry::record_failed(&connect_span, &error);
-            Err(error)
+    // Entered for the final records, so the connect span's last exit (which
+    // `tracing-opentelemetry` takes as its end time) is the connect's end.
+    let outcome = {
+        // No await in this block: the guard never crosses a suspension point.
+        let _entered = connect_span.enter();
+        match (step, client) {
+            (Step::Connected, Some(client)) => {
+                let attempts = plan.into_attempts();
+                telemetry::record_connected(&connect_span, &attempts);
+                Ok(Connected { client, attempts })
+            }
+            _ => {
+                let error = plan.into_error();
+                telemetry::record_failed(&connect_span, &error);
+                Err(error)
+            }
         }
     };
     if let Some(facts) = facts {

@@ -70,9 +70,11 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The span of one attempt; a child of the current (connect) span.
-pub(crate) fn attempt_span(request: &ConnectRequest, next: NextAttempt) -> Span {
+/// The span of one attempt, a child of `connect` (explicitly: the connect
+/// span is not entered while attempts run, see `service::drive`).
+pub(crate) fn attempt_span(connect: &Span, request: &ConnectRequest, next: NextAttempt) -> Span {
     tracing::info_span!(
+        parent: connect,
         attr::SPAN_ATTEMPT,
         { attr::ATTEMPT } = int(next.number),
         { attr::SERVER_ADDRESS } = request.host(),

@@ -1,0 +1,445 @@
+//! Every timed design §3 goal as interleaved A/B rounds, one report.
+//!
+//! Each comparison runs `rounds` rounds; a round times a batch of A and a
+//! batch of B back to back (B first on odd rounds), and its ratio is
+//! `time(B) / time(A)`. Load on the machine hits both sides of a round
+//! alike, so the per-round ratio is robust to the drift that makes
+//! criterion's one-variant-after-the-other medians differ by several percent
+//! from minute to minute. Printed per comparison: the median time per
+//! operation of each side, the per-round ratios' min / median / max, and a
+//! distribution-free 95 % confidence interval of the median ratio (order
+//! statistics `n/2 -+ 0.98 sqrt(n)`). The verdict is "met" when the whole
+//! interval is on the goal's side, "not met" when the whole interval is
+//! past it, and "not shown" when it straddles the goal.
+//!
+//! Comparisons (emulator on its own one-worker runtime, client on a
+//! current-thread runtime on this thread, as in the other benches):
+//!
+//! - `connect`: clean connect (emulator Off, client Off), layer with
+//!   `ConnectPolicy::new()`, metrics off, no subscriber vs bare tiberius;
+//! - `connect_telemetry`: the layer with telemetry on
+//!   (`tracing-opentelemetry` into an SDK tracer provider with a discarding
+//!   batch exporter, SDK metrics) vs bare tiberius;
+//! - `telemetry_on_top`: the same layer with telemetry on vs off;
+//! - `throughput`: `SELECT ROWS 2000 BYTES 4000` on a connected client,
+//!   `Client<Compat<ObservedStream>>` vs `Client<Compat<TcpStream>>`; the
+//!   ratio is throughput observed / bare = time(bare) / time(observed);
+//! - `force_first`, `strict_first`: the first connect to a Force Encryption
+//!   (client NotSupported) or strict-only (client Required) server, memory
+//!   off, vs a clean connect at the level that works;
+//! - `force_next`, `strict_next`: the next connect with the endpoint memory
+//!   vs that clean connect.
+//!
+//! ```sh
+//! cargo bench -p benches --bench report                 # everything
+//! cargo bench -p benches --bench report -- --only connect --scale 2
+//! cargo bench -p benches --bench report -- --profile telemetry 500   # for callgrind
+//! ```
+
+mod common;
+
+use std::time::Instant;
+
+use tds_emulator::{EmulatorConfig, EncryptionSetting};
+use tiberius_tower::{ConnectPolicy, ConnectRequest, Connector, EncryptionLevel, Prelogin};
+use tokio::runtime::Runtime;
+use tower::{Service, ServiceExt};
+
+use common::telemetry::Telemetry;
+use common::{Server, bare_connect, client_runtime, connect_through, layered, server_runtime};
+
+/// Which side of the goal is good.
+#[derive(Clone, Copy)]
+enum Goal {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+impl Goal {
+    fn describe(self) -> String {
+        match self {
+            Goal::AtMost(g) => format!("<= {g}"),
+            Goal::AtLeast(g) => format!(">= {g}"),
+        }
+    }
+
+    fn verdict(self, low: f64, high: f64) -> &'static str {
+        let (good, bad) = match self {
+            Goal::AtMost(g) => (high <= g, low > g),
+            Goal::AtLeast(g) => (low >= g, high < g),
+        };
+        if good {
+            "met"
+        } else if bad {
+            "NOT MET"
+        } else {
+            "not shown (interval straddles the goal)"
+        }
+    }
+}
+
+/// Per-round times of both sides (ns per operation) and their ratios.
+struct Rounds {
+    a: Vec<f64>,
+    b: Vec<f64>,
+    ratios: Vec<f64>,
+}
+
+/// Runs `rounds` rounds of `batch` operations of `a` and of `b`, in turn.
+/// `invert` reports `time(A) / time(B)` instead (throughput).
+fn interleave(
+    rounds: usize,
+    batch: usize,
+    invert: bool,
+    a: &mut dyn FnMut(),
+    b: &mut dyn FnMut(),
+) -> Rounds {
+    let mut out = Rounds {
+        a: Vec::with_capacity(rounds),
+        b: Vec::with_capacity(rounds),
+        ratios: Vec::with_capacity(rounds),
+    };
+    let time = |f: &mut dyn FnMut()| {
+        let started = Instant::now();
+        for _ in 0..batch {
+            f();
+        }
+        started.elapsed().as_nanos() as f64 / batch as f64
+    };
+    for round in 0..rounds {
+        let (ta, tb) = if round % 2 == 0 {
+            let ta = time(a);
+            (ta, time(b))
+        } else {
+            let tb = time(b);
+            (time(a), tb)
+        };
+        out.a.push(ta);
+        out.b.push(tb);
+        out.ratios.push(if invert { ta / tb } else { tb / ta });
+    }
+    out
+}
+
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+fn median(v: &[f64]) -> f64 {
+    let v = sorted(v.to_vec());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Prints one row of the report table.
+fn row(name: &str, goal: Goal, rounds: &Rounds, batch: usize, a: &str, b: &str) {
+    let n = rounds.ratios.len();
+    let ratios = sorted(rounds.ratios.clone());
+    let half = 0.98 * (n as f64).sqrt();
+    let low = ((n as f64 / 2.0 - half).floor().max(0.0)) as usize;
+    let high = ((n as f64 / 2.0 + half).ceil() as usize).min(n - 1);
+    println!(
+        "| {name} | {b} / {a} | {} | {n} x {batch} | {:.3} ms / {:.3} ms | {:.4} / **{:.4}** / {:.4} | {:.4} - {:.4} | {} |",
+        goal.describe(),
+        median(&rounds.b) / 1e6,
+        median(&rounds.a) / 1e6,
+        ratios[0],
+        median(&ratios),
+        ratios[n - 1],
+        ratios[low],
+        ratios[high],
+        goal.verdict(ratios[low], ratios[high]),
+    );
+}
+
+fn arg_value(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1).cloned()
+}
+
+/// One connect through `svc`; checks the attempts and level it took.
+fn connect_checked(
+    client: &Runtime,
+    svc: &mut Prelogin<Connector>,
+    request: &ConnectRequest,
+) -> (usize, EncryptionLevel) {
+    client.block_on(async {
+        let connected = svc
+            .ready()
+            .await
+            .expect("ready")
+            .call(request.clone())
+            .await
+            .expect("connects");
+        (connected.attempts().len(), connected.encryption())
+    })
+}
+
+fn bare(client: &Runtime, request: &ConnectRequest) {
+    client.block_on(async {
+        drop(bare_connect(request).await.expect("clean connect"));
+    });
+}
+
+/// `--profile VARIANT N`: N connects of one variant and nothing else, for
+/// `valgrind --tool=callgrind` (instruction counts, repeatable).
+fn profile(variant: &str, count: usize) {
+    let server_rt = server_runtime();
+    let server = Server::start(
+        &server_rt,
+        EmulatorConfig::new().encryption(EncryptionSetting::Off),
+        "profile",
+    );
+    let request = server.request(EncryptionLevel::Off);
+    let client = client_runtime();
+    match variant {
+        "bare" => (0..count).for_each(|_| bare(&client, &request)),
+        "layer" => {
+            let mut svc = layered(ConnectPolicy::new());
+            (0..count).for_each(|_| connect_through(&client, &mut svc, &request));
+        }
+        "telemetry" => {
+            let telemetry = Telemetry::new();
+            let mut svc = telemetry.layered(ConnectPolicy::new());
+            tracing::dispatcher::with_default(&telemetry.dispatch, || {
+                (0..count).for_each(|_| connect_through(&client, &mut svc, &request));
+            });
+            telemetry.shutdown();
+        }
+        other => panic!("--profile takes bare, layer or telemetry, not {other}"),
+    }
+    server.stop(&server_rt);
+    println!("profiled {count} connects of {variant}");
+}
+
+fn main() {
+    if let Some(variant) = arg_value("--profile") {
+        let count = std::env::args()
+            .skip_while(|a| a != "--profile")
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(200);
+        profile(&variant, count);
+        return;
+    }
+    let scale: f64 = arg_value("--scale")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let only = arg_value("--only");
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| name.contains(o) || o.contains(name))
+    };
+    let rounds = |n: usize| ((n as f64 * scale).round() as usize).max(10);
+
+    println!(
+        "| comparison | ratio | goal | rounds x batch | median per op B / A | per-round ratio min / **median** / max | 95 % CI of the median | verdict |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+
+    let server_rt = server_runtime();
+    let client = client_runtime();
+    let off = Server::start(
+        &server_rt,
+        EmulatorConfig::new().encryption(EncryptionSetting::Off),
+        "report-off",
+    );
+    let request = off.request(EncryptionLevel::Off);
+
+    // Telemetry off first: these rounds never see a subscriber exist.
+    let mut plain = layered(ConnectPolicy::new());
+    if wanted("connect") {
+        let n = rounds(400);
+        let r = interleave(n, 4, false, &mut || bare(&client, &request), &mut || {
+            connect_through(&client, &mut plain, &request)
+        });
+        row("connect", Goal::AtMost(1.02), &r, 4, "bare", "layer");
+    }
+
+    if wanted("telemetry") {
+        let telemetry = Telemetry::new();
+        let mut traced = telemetry.layered(ConnectPolicy::new());
+        let dispatch = telemetry.dispatch.clone();
+        let mut on = || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                connect_through(&client, &mut traced, &request)
+            })
+        };
+        if wanted("connect_telemetry") {
+            let n = rounds(400);
+            let r = interleave(n, 4, false, &mut || bare(&client, &request), &mut on);
+            row(
+                "connect_telemetry",
+                Goal::AtMost(1.01),
+                &r,
+                4,
+                "bare",
+                "layer + telemetry",
+            );
+        }
+        if wanted("telemetry_on_top") {
+            let n = rounds(400);
+            let r = interleave(
+                n,
+                4,
+                false,
+                &mut || connect_through(&client, &mut plain, &request),
+                &mut on,
+            );
+            row(
+                "telemetry_on_top",
+                Goal::AtMost(1.01),
+                &r,
+                4,
+                "layer",
+                "layer + telemetry",
+            );
+        }
+        drop(traced);
+        telemetry.shutdown();
+    }
+
+    if wanted("throughput") {
+        let mut bare_client = client
+            .block_on(bare_connect(&request))
+            .expect("bare connect");
+        let mut observed = client
+            .block_on(async { plain.ready().await?.call(request.clone()).await })
+            .expect("layered connect")
+            .into_client();
+        let n = rounds(150);
+        let r = interleave(
+            n,
+            1,
+            true,
+            &mut || {
+                client.block_on(query(&mut bare_client));
+            },
+            &mut || {
+                client.block_on(query(&mut observed));
+            },
+        );
+        row(
+            "throughput",
+            Goal::AtLeast(0.99),
+            &r,
+            1,
+            "bare",
+            "observed (throughput, inverted)",
+        );
+    }
+    off.stop(&server_rt);
+
+    if wanted("force") || wanted("strict") {
+        upgrades(&server_rt, &client, &wanted, &rounds);
+    }
+}
+
+const ROWS: usize = 2_000;
+const BYTES: usize = 4_000;
+
+/// The sized query, its shape checked.
+async fn query<S>(client: &mut tiberius::Client<S>) -> usize
+where
+    S: futures_util::AsyncRead + futures_util::AsyncWrite + Unpin + Send,
+{
+    let rows = client
+        .simple_query(format!("SELECT ROWS {ROWS} BYTES {BYTES}"))
+        .await
+        .expect("query")
+        .into_first_result()
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), ROWS);
+    rows.len()
+}
+
+/// The upgrade and memory comparisons; each case's attempts and final level
+/// are checked before it is timed.
+fn upgrades(
+    server_rt: &Runtime,
+    client: &Runtime,
+    wanted: &dyn Fn(&str) -> bool,
+    rounds: &dyn Fn(usize) -> usize,
+) {
+    use EncryptionLevel::{NotSupported, Required, Strict};
+    let force = Server::start(
+        server_rt,
+        EmulatorConfig::new().encryption(EncryptionSetting::Force),
+        "report-force",
+    );
+    let strict = Server::start(
+        server_rt,
+        EmulatorConfig::new().encryption(EncryptionSetting::StrictOnly),
+        "report-strict",
+    );
+    let forgetful = || layered(ConnectPolicy::new().without_memory());
+    for (server, family, start, works) in [
+        (&force, "force", NotSupported, Required),
+        (&strict, "strict", Required, Strict),
+    ] {
+        if !wanted(family) {
+            continue;
+        }
+        let first_request = server.request(start);
+        let clean_request = server.request(works);
+        let mut first = forgetful();
+        let mut clean = forgetful();
+        let mut next = layered(ConnectPolicy::new());
+        // The `next` service learns its floor here (its first connect upgrades).
+        assert_eq!(
+            connect_checked(client, &mut next, &first_request),
+            (2, works),
+            "{family}: the first connect upgrades"
+        );
+        assert_eq!(
+            connect_checked(client, &mut first, &first_request),
+            (2, works),
+            "{family}_first"
+        );
+        assert_eq!(
+            connect_checked(client, &mut clean, &clean_request),
+            (1, works),
+            "{family}_clean"
+        );
+        assert_eq!(
+            connect_checked(client, &mut next, &first_request),
+            (1, works),
+            "{family}_next"
+        );
+        let mut clean_once = || {
+            connect_checked(client, &mut clean, &clean_request);
+        };
+        let n = rounds(200);
+        let r = interleave(n, 2, false, &mut clean_once, &mut || {
+            connect_checked(client, &mut first, &first_request);
+        });
+        row(
+            &format!("{family}_first"),
+            Goal::AtMost(2.0),
+            &r,
+            2,
+            "clean",
+            "first",
+        );
+        let r = interleave(n, 2, false, &mut clean_once, &mut || {
+            connect_checked(client, &mut next, &first_request);
+        });
+        row(
+            &format!("{family}_next"),
+            Goal::AtMost(1.02),
+            &r,
+            2,
+            "clean",
+            "next (memory)",
+        );
+    }
+    force.stop(server_rt);
+    strict.stop(server_rt);
+}

@@ -1,0 +1,520 @@
+//! Issue 12: a fleet-wide reconnect storm after a failover, simulated on
+//! tokio's paused clock (no real sleeping, no sockets).
+//!
+//! `INSTANCES` application instances each lose a pool of `POOL` connections
+//! at t = 0 and reconnect them at once. The server model:
+//!
+//! - for `t < down` the server is gone: every attempt is refused after
+//!   1 ms (the RST to a SYN on a host whose listener is down);
+//! - from `t = down` it accepts at most `capacity` handshakes per calendar
+//!   second of simulated time; an accepted handshake logs in after 20 ms;
+//! - an attempt over that capacity is reset 5 ms in, after LOGIN7 (the
+//!   server took the connection and dropped it under load), which the layer
+//!   classifies `transient_reset` (the run prints the causes it saw).
+//!
+//! Every attempt, refused or not, is counted at the server in the second it
+//! starts. Four strategies, side by side:
+//!
+//! - `layer`: the real `Prelogin` with `ConnectPolicy::new()` (its budget,
+//!   jitter, backoff, deadline and memory as shipped), one per instance (the
+//!   budget and memory are per process), over a `tower::service_fn` that
+//!   asks the server model and answers `Observed` or `AttemptError`;
+//! - `sqlclient`: `ConnectRetryCount = 1`, `ConnectRetryInterval = 10 s`:
+//!   one attempt, one retry 10 s later, then the error;
+//! - `efcore`: `EnableRetryOnFailure()` defaults (`SqlServerRetryingExecutionStrategy`:
+//!   6 retries, max delay 30 s); delay before retry k (k = 0..5) is
+//!   `(2^k - 1) * U(1, 1.1)` seconds, capped at 30 s
+//!   (`ExecutionStrategy.GetNextDelay`);
+//! - `bb8`: bb8 0.9's `add_connection` loop with its defaults
+//!   (`retry_connection` true, `connection_timeout` 30 s): after a failure
+//!   sleep `min(timeout / 2, max(200 ms, previous) * 2)` (0.4, 0.8, ...,
+//!   15 s) and try again, unless 30 s have passed since the first attempt.
+//!
+//! A connection that a strategy gives up on stays down (no application
+//! retry on top): the run counts it as given up.
+//!
+//! Printed per strategy and replication: peak attempts per second at the
+//! server before and after it is back, total attempts, connections back,
+//! given up, and the time the last one came back against the
+//! capacity-limited ideal `down + INSTANCES * POOL / capacity`.
+//! Replications differ in their seeds (printed): the layer's jitter draws
+//! from backon's own random seed, EF Core's random factor from the printed
+//! seed.
+//!
+//! ```sh
+//! cargo bench -p benches --bench storm [-- --down 10 --capacity 2000 --replications 3]
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tds_handshake::PreloginSummary;
+use tiberius_tower::{
+    AttemptError, AttemptFailure, AttemptTimings, ConnectPolicy, ConnectRequest, Encryption,
+    EncryptionLevel, Observation, Observed, Phase, Prelogin,
+};
+use tokio::time::Instant;
+use tower::{Service as _, ServiceExt};
+
+/// Time to a refused TCP connect while the server is down.
+const REFUSED_AFTER: Duration = Duration::from_millis(1);
+/// Time to the reset of an attempt over capacity.
+const RESET_AFTER: Duration = Duration::from_millis(5);
+/// Time of an accepted handshake and login.
+const HANDSHAKE: Duration = Duration::from_millis(20);
+
+/// One run's shape.
+#[derive(Debug, Clone, Copy)]
+struct Scenario {
+    instances: usize,
+    pool: usize,
+    capacity: u32,
+    down: Duration,
+}
+
+impl Scenario {
+    fn connections(&self) -> usize {
+        self.instances * self.pool
+    }
+
+    /// The capacity-limited ideal: the server back at `down`, then exactly
+    /// `capacity` logins per second until every connection is back.
+    fn ideal(&self) -> Duration {
+        self.down + Duration::from_secs_f64(self.connections() as f64 / f64::from(self.capacity))
+    }
+}
+
+/// What the server model answers an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Refused,
+    Overloaded,
+    Accepted,
+}
+
+/// The server: down until `up_at`, then `capacity` handshakes per second.
+struct ServerModel {
+    started: Instant,
+    up_at: Instant,
+    capacity: u32,
+    seconds: Mutex<Vec<(u32, u32)>>,
+}
+
+impl ServerModel {
+    fn new(scenario: &Scenario) -> Self {
+        let started = Instant::now();
+        ServerModel {
+            started,
+            up_at: started + scenario.down,
+            capacity: scenario.capacity,
+            seconds: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Counts an attempt in its second and answers it.
+    fn knock(&self) -> Answer {
+        let now = Instant::now();
+        let second = usize::try_from(now.duration_since(self.started).as_secs()).unwrap_or(0);
+        let mut seconds = self.seconds.lock().expect("not poisoned");
+        if seconds.len() <= second {
+            seconds.resize(second + 1, (0, 0));
+        }
+        let (attempts, accepted) = &mut seconds[second];
+        *attempts += 1;
+        if now < self.up_at {
+            Answer::Refused
+        } else if *accepted < self.capacity {
+            *accepted += 1;
+            Answer::Accepted
+        } else {
+            Answer::Overloaded
+        }
+    }
+
+    /// One attempt as the client sees it: the answer, after its duration.
+    async fn attempt(&self) -> Answer {
+        let answer = self.knock();
+        tokio::time::sleep(match answer {
+            Answer::Refused => REFUSED_AFTER,
+            Answer::Overloaded => RESET_AFTER,
+            Answer::Accepted => HANDSHAKE,
+        })
+        .await;
+        answer
+    }
+
+    /// Attempts per second, in order.
+    fn attempts_per_second(&self) -> Vec<u32> {
+        let seconds = self.seconds.lock().expect("not poisoned");
+        seconds.iter().map(|(attempts, _)| *attempts).collect()
+    }
+}
+
+/// A PRELOGIN summary with this ENCRYPTION byte.
+fn summary(encryption: u8) -> PreloginSummary {
+    PreloginSummary {
+        encryption: Some(Encryption(encryption)),
+        ..PreloginSummary::default()
+    }
+}
+
+/// What the connector reports for an attempt the model answered with a
+/// failure: a refused TCP connect, or a reset after LOGIN7.
+fn failure(answer: Answer, level: EncryptionLevel) -> AttemptError {
+    match answer {
+        Answer::Refused => AttemptError::new(
+            AttemptFailure::TcpConnect(std::io::ErrorKind::ConnectionRefused.into()),
+            None,
+            level,
+            AttemptTimings::new(None, None),
+        ),
+        _ => AttemptError::new(
+            AttemptFailure::Tiberius(tiberius::error::Error::Io {
+                kind: std::io::ErrorKind::ConnectionReset,
+                message: "Connection reset by peer (os error 104)".into(),
+            }),
+            Some(Observation {
+                phase: Phase::LoginSent,
+                started_with_tls: Some(false),
+                client_prelogin: Some(summary(0x00)),
+                server_prelogin: Some(summary(0x00)),
+                client_bytes: 1_200,
+                server_bytes: 1_100,
+                ..Observation::default()
+            }),
+            level,
+            AttemptTimings::new(Some(Duration::from_millis(1)), Some(RESET_AFTER)),
+        ),
+    }
+}
+
+/// A layer policy's name and how to build it.
+type NamedPolicy = (&'static str, fn() -> ConnectPolicy);
+
+/// The layer's policies simulated: the shipped defaults first, then
+/// candidate defaults, each with the knobs it changes.
+const LAYER_POLICIES: [NamedPolicy; 3] = [
+    ("layer (defaults)", ConnectPolicy::new),
+    ("layer: 1-10 s backoff, 12 retries, 120 s deadline", || {
+        ConnectPolicy::new()
+            .min_delay(Duration::from_secs(1))
+            .max_delay(Duration::from_secs(10))
+            .max_retries(12)
+            .max_attempts(13)
+            .deadline(Duration::from_secs(120))
+    }),
+    ("layer: 2-20 s backoff, 12 retries, 120 s deadline", || {
+        ConnectPolicy::new()
+            .min_delay(Duration::from_secs(2))
+            .max_delay(Duration::from_secs(20))
+            .max_retries(12)
+            .max_attempts(13)
+            .deadline(Duration::from_secs(120))
+    }),
+];
+
+/// The strategies compared.
+#[derive(Debug, Clone, Copy)]
+enum Strategy {
+    /// The layer with `LAYER_POLICIES[i]`.
+    Layer(usize),
+    SqlClient,
+    EfCore,
+    Bb8,
+}
+
+impl Strategy {
+    const ALL: [Strategy; 6] = [
+        Strategy::Layer(0),
+        Strategy::SqlClient,
+        Strategy::EfCore,
+        Strategy::Bb8,
+        Strategy::Layer(1),
+        Strategy::Layer(2),
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Strategy::Layer(i) => LAYER_POLICIES[i].0,
+            Strategy::SqlClient => "sqlclient (1 x 10 s)",
+            Strategy::EfCore => "efcore (6, max 30 s)",
+            Strategy::Bb8 => "bb8 (30 s timeout)",
+        }
+    }
+}
+
+/// A small xorshift generator: EF Core's random factor, reproducible from
+/// the printed seed.
+struct XorShift(u64);
+
+impl XorShift {
+    fn unit(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// How one connection ended: back at this time, or given up.
+type Ending = Result<Duration, &'static str>;
+
+async fn sqlclient(server: Arc<ServerModel>) -> Ending {
+    if server.attempt().await == Answer::Accepted {
+        return Ok(server.started.elapsed());
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    match server.attempt().await {
+        Answer::Accepted => Ok(server.started.elapsed()),
+        _ => Err("retry count reached"),
+    }
+}
+
+async fn efcore(server: Arc<ServerModel>, mut random: XorShift) -> Ending {
+    for retry in 0..=6u32 {
+        if server.attempt().await == Answer::Accepted {
+            return Ok(server.started.elapsed());
+        }
+        if retry == 6 {
+            break;
+        }
+        let delta = (2f64.powi(retry as i32) - 1.0) * (1.0 + random.unit() * 0.1);
+        tokio::time::sleep(Duration::from_secs_f64(delta.min(30.0))).await;
+    }
+    Err("retry limit exceeded")
+}
+
+async fn bb8(server: Arc<ServerModel>) -> Ending {
+    let timeout = Duration::from_secs(30);
+    let start = Instant::now();
+    let mut delay = Duration::ZERO;
+    loop {
+        if server.attempt().await == Answer::Accepted {
+            return Ok(server.started.elapsed());
+        }
+        if start.elapsed() > timeout {
+            return Err("connection timeout");
+        }
+        delay = (delay.max(Duration::from_millis(200)) * 2).min(timeout / 2);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// One replication's figures.
+struct Figures {
+    peak_down: u32,
+    peak_up: u32,
+    attempts: u64,
+    back: usize,
+    given_up: BTreeMap<&'static str, usize>,
+    last_back: Option<Duration>,
+    causes: BTreeMap<&'static str, usize>,
+}
+
+/// Runs one strategy through one scenario on a fresh paused runtime.
+fn simulate(strategy: Strategy, scenario: Scenario, seed: u64) -> Figures {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let server = Arc::new(ServerModel::new(&scenario));
+        let causes: Arc<Mutex<BTreeMap<&'static str, usize>>> = Arc::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut random = XorShift(seed | 1);
+        for _ in 0..scenario.instances {
+            // The layer's inner service for one instance: the server model
+            // behind a `service_fn`, answering as the connector would.
+            let layer = match strategy {
+                Strategy::Layer(i) => Some(LAYER_POLICIES[i].1),
+                _ => None,
+            }
+            .map(|policy| {
+                let server = Arc::clone(&server);
+                let inner = tower::service_fn(move |request: ConnectRequest| {
+                    let server = Arc::clone(&server);
+                    async move {
+                        match server.attempt().await {
+                            Answer::Accepted => Ok(Observed::new((), None)),
+                            answer => Err(failure(answer, request.encryption())),
+                        }
+                    }
+                });
+                Prelogin::new(inner, policy())
+            });
+            for _ in 0..scenario.pool {
+                let server = Arc::clone(&server);
+                match strategy {
+                    Strategy::Layer(_) => {
+                        let mut layer = layer.clone().expect("built above");
+                        let causes = Arc::clone(&causes);
+                        let request = ConnectRequest::builder()
+                            .host("db.example")
+                            .port(1433)
+                            .encryption(EncryptionLevel::Required)
+                            .build();
+                        tasks.spawn(async move {
+                            let outcome = layer
+                                .ready()
+                                .await
+                                .expect("always ready")
+                                .call(request)
+                                .await;
+                            let mut causes = causes.lock().expect("not poisoned");
+                            match outcome {
+                                Ok(connected) => {
+                                    for attempt in connected.attempts() {
+                                        if let Some(cause) = attempt.cause() {
+                                            *causes.entry(cause.as_str()).or_default() += 1;
+                                        }
+                                    }
+                                    Ok(server.started.elapsed())
+                                }
+                                Err(error) => {
+                                    for attempt in error.attempts() {
+                                        if let Some(cause) = attempt.cause() {
+                                            *causes.entry(cause.as_str()).or_default() += 1;
+                                        }
+                                    }
+                                    Err(error.stop_reason().as_str())
+                                }
+                            }
+                        });
+                    }
+                    Strategy::SqlClient => {
+                        tasks.spawn(sqlclient(server));
+                    }
+                    Strategy::EfCore => {
+                        let stream = XorShift(random.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+                        random.unit();
+                        tasks.spawn(efcore(server, stream));
+                    }
+                    Strategy::Bb8 => {
+                        tasks.spawn(bb8(server));
+                    }
+                }
+            }
+        }
+        let mut back = 0;
+        let mut last_back = Duration::ZERO;
+        let mut given_up = BTreeMap::new();
+        // Bounded: every strategy ends within its deadline or retry count;
+        // the paused clock makes the bound simulated time, not real time.
+        let bound = tokio::time::timeout(Duration::from_secs(3_600), async {
+            while let Some(ending) = tasks.join_next().await {
+                match ending.expect("no task panics") {
+                    Ok(at) => {
+                        back += 1;
+                        last_back = last_back.max(at);
+                    }
+                    Err(why) => *given_up.entry(why).or_insert(0usize) += 1,
+                }
+            }
+        })
+        .await;
+        assert!(
+            bound.is_ok(),
+            "the simulation ended within an hour of simulated time"
+        );
+        let per_second = server.attempts_per_second();
+        let down_secs = usize::try_from(scenario.down.as_secs()).unwrap_or(usize::MAX);
+        let peak = |range: &[u32]| range.iter().copied().max().unwrap_or(0);
+        let split = down_secs.min(per_second.len());
+        let causes = causes.lock().expect("not poisoned").clone();
+        Figures {
+            peak_down: peak(&per_second[..split]),
+            peak_up: peak(&per_second[split..]),
+            attempts: per_second.iter().map(|&n| u64::from(n)).sum(),
+            back,
+            given_up,
+            last_back: (back == scenario.connections()).then_some(last_back),
+            causes,
+        }
+    })
+}
+
+fn arg(name: &str) -> Option<u64> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1)?.parse().ok()
+}
+
+fn main() {
+    let instances = arg("--instances").unwrap_or(1_000) as usize;
+    let pool = arg("--pool").unwrap_or(20) as usize;
+    let capacity = arg("--capacity").unwrap_or(2_000) as u32;
+    let replications = arg("--replications").unwrap_or(3);
+    let downs: Vec<u64> = match arg("--down") {
+        Some(down) => vec![down],
+        None => vec![5, 30],
+    };
+    let base_seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0x5EED);
+
+    for down in downs {
+        let scenario = Scenario {
+            instances,
+            pool,
+            capacity,
+            down: Duration::from_secs(down),
+        };
+        println!(
+            "storm: {instances} instances x {pool} connections = {}, server down {down} s, then {capacity} handshakes/s; ideal recovery {:.1} s",
+            scenario.connections(),
+            scenario.ideal().as_secs_f64()
+        );
+        println!(
+            "| strategy | seed | peak attempts/s while down | peak attempts/s once back (x capacity) | total attempts (per connection) | back | given up | last back (x ideal) | causes of the layer's failed attempts |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for strategy in Strategy::ALL {
+            for replication in 0..replications {
+                let seed = base_seed.wrapping_add(replication.wrapping_mul(0x9E37_79B9));
+                let figures = simulate(strategy, scenario, seed);
+                let given_up: Vec<String> = figures
+                    .given_up
+                    .iter()
+                    .map(|(why, n)| format!("{n} ({why})"))
+                    .collect();
+                let causes: Vec<String> = figures
+                    .causes
+                    .iter()
+                    .map(|(cause, n)| format!("{cause} {n}"))
+                    .collect();
+                println!(
+                    "| {} | {seed:#x} | {} | {} ({:.2}) | {} ({:.2}) | {} | {} | {} | {} |",
+                    strategy.name(),
+                    figures.peak_down,
+                    figures.peak_up,
+                    f64::from(figures.peak_up) / f64::from(capacity),
+                    figures.attempts,
+                    figures.attempts as f64 / scenario.connections() as f64,
+                    figures.back,
+                    if given_up.is_empty() {
+                        "0".to_owned()
+                    } else {
+                        given_up.join(", ")
+                    },
+                    match figures.last_back {
+                        Some(at) => format!(
+                            "{:.1} s ({:.2})",
+                            at.as_secs_f64(),
+                            at.as_secs_f64() / scenario.ideal().as_secs_f64()
+                        ),
+                        None => "not all back".to_owned(),
+                    },
+                    if causes.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        causes.join(", ")
+                    },
+                );
+            }
+        }
+        println!();
+    }
+}
