@@ -23,24 +23,47 @@ use tokio::net::TcpStream;
 #[derive(Debug, Default)]
 pub(crate) struct SharedObserver {
     passive: AtomicBool,
-    observer: Mutex<Observer>,
+    state: Mutex<State>,
+}
+
+/// The observer while the handshake runs; only its observation once the
+/// login is done, so an open connection does not keep the observer's
+/// reassembly buffers (about 4 KiB) for its whole life.
+#[derive(Debug)]
+enum State {
+    Watching(Box<Observer>),
+    Done(Observation),
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::Watching(Box::default())
+    }
 }
 
 impl SharedObserver {
     /// A copy of the observation so far.
     pub(crate) fn observation(&self) -> Observation {
-        *self.lock().observation()
+        match &*self.lock() {
+            State::Watching(observer) => *observer.observation(),
+            State::Done(observation) => *observation,
+        }
     }
 
-    /// Tells the observer the login succeeded, and stops feeding it.
+    /// Tells the observer the login succeeded, keeps its observation and
+    /// drops the observer: nothing is fed from here on.
     pub(crate) fn mark_logged_in(&self) {
-        self.lock().mark_logged_in();
+        let mut state = self.lock();
+        if let State::Watching(observer) = &mut *state {
+            observer.mark_logged_in();
+            *state = State::Done(*observer.observation());
+        }
         self.passive.store(true, Ordering::Release);
     }
 
     /// Bytes the server has sent so far.
     pub(crate) fn server_bytes(&self) -> u64 {
-        self.lock().observation().server_bytes
+        self.observation().server_bytes
     }
 
     /// True once feeding stopped.
@@ -52,10 +75,11 @@ impl SharedObserver {
         if bytes.is_empty() || self.is_passive() {
             return;
         }
-        let mut observer = self.lock();
-        observer.feed(direction, bytes);
-        if observer.is_passive() {
-            self.passive.store(true, Ordering::Release);
+        if let State::Watching(observer) = &mut *self.lock() {
+            observer.feed(direction, bytes);
+            if observer.is_passive() {
+                self.passive.store(true, Ordering::Release);
+            }
         }
     }
 
@@ -63,13 +87,15 @@ impl SharedObserver {
         if self.is_passive() {
             return;
         }
-        self.lock().eof(direction);
+        if let State::Watching(observer) = &mut *self.lock() {
+            observer.eof(direction);
+        }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Observer> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // The observer never panics on input (tds-handshake's contract); if
         // it ever did, its state is still a valid observation to report.
-        self.observer.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
