@@ -308,6 +308,13 @@ async fn no_password_or_connection_string_reaches_any_output_on_any_path() {
     }
     assert!(exported.len() > names.len());
 
+    println!(
+        "secrets: {} paths, {} secrets, {} bytes of log and {} bytes of Debug/Display/telemetry searched",
+        names.len(),
+        secrets.len(),
+        log.len(),
+        out.len()
+    );
     for secret in &secrets {
         assert!(!log.contains(secret.as_str()), "secret in the log");
         assert!(

@@ -348,6 +348,10 @@ async fn budget_stops_a_retry_storm_against_an_always_resetting_server() {
         .collect()
         .await;
     let attempts: usize = errors.iter().map(|e| e.attempts().len()).sum();
+    println!(
+        "retry storm: {CONNECTS} connects, {attempts} attempts, {} accepted by the server, budget of 5 retries",
+        server.emulator.stats().accepted
+    );
     assert!(
         attempts <= CONNECTS + 5,
         "{attempts} attempts for {CONNECTS} connects"
