@@ -157,8 +157,7 @@ async fn attempt(request: ConnectRequest) -> Result<Observed<TdsClient>, Attempt
 
     let failure = match outcome {
         Bounded::Done(Ok(Ok(client))) => {
-            observer.mark_logged_in();
-            return Ok(Observed::new(client, Some(observer.observation())));
+            return Ok(Observed::new(client, Some(observer.finish())));
         }
         Bounded::Done(Ok(Err(e))) => AttemptFailure::Tiberius(e),
         Bounded::Done(Err(panic)) => AttemptFailure::Panic(panic_message(panic.as_ref())),

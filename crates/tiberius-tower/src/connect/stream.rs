@@ -26,13 +26,13 @@ pub(crate) struct SharedObserver {
     state: Mutex<State>,
 }
 
-/// The observer while the handshake runs; only its observation once the
-/// login is done, so an open connection does not keep the observer's
-/// reassembly buffers (about 4 KiB) for its whole life.
+/// The observer while the handshake runs; nothing once the login is done and
+/// the connector took the observation, so an open connection does not keep
+/// the observer (its reassembly buffers are about 4 KiB) for its whole life.
 #[derive(Debug)]
 enum State {
     Watching(Box<Observer>),
-    Done(Observation),
+    Released,
 }
 
 impl Default for State {
@@ -42,23 +42,26 @@ impl Default for State {
 }
 
 impl SharedObserver {
-    /// A copy of the observation so far.
+    /// A copy of the observation so far (the empty observation once
+    /// [`finish`](Self::finish) took it).
     pub(crate) fn observation(&self) -> Observation {
         match &*self.lock() {
             State::Watching(observer) => *observer.observation(),
-            State::Done(observation) => *observation,
+            State::Released => Observation::default(),
         }
     }
 
-    /// Tells the observer the login succeeded, keeps its observation and
-    /// drops the observer: nothing is fed from here on.
-    pub(crate) fn mark_logged_in(&self) {
-        let mut state = self.lock();
-        if let State::Watching(observer) = &mut *state {
-            observer.mark_logged_in();
-            *state = State::Done(*observer.observation());
-        }
+    /// Tells the observer the login succeeded and hands over its final
+    /// observation; the observer is dropped and nothing is fed from here on.
+    pub(crate) fn finish(&self) -> Observation {
         self.passive.store(true, Ordering::Release);
+        match std::mem::replace(&mut *self.lock(), State::Released) {
+            State::Watching(mut observer) => {
+                observer.mark_logged_in();
+                *observer.observation()
+            }
+            State::Released => Observation::default(),
+        }
     }
 
     /// Bytes the server has sent so far.

@@ -174,7 +174,10 @@ impl Plan {
             probed: false,
             confirmed_rejection: false,
             redirected_from: Vec::new(),
-            history: Vec::new(),
+            // Most connects take one attempt, and the history lives as long
+            // as the connection when the caller keeps `Connected`: room for
+            // one, not the four a first push would reserve.
+            history: Vec::with_capacity(1),
             pending: None,
             reported: 0,
             last_error: None,
