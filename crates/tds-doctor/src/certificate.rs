@@ -166,17 +166,19 @@ fn validate(
             reason: "the server sent no certificate".to_owned(),
         };
     };
-    let verifier =
-        match WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crate::tls::provider())
-            .build()
-        {
-            Ok(verifier) => verifier,
-            Err(error) => {
-                return Validation::Unavailable {
-                    reason: error.to_string(),
-                };
-            }
-        };
+    let verifier = match WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        crate::crypto::provider(),
+    )
+    .build()
+    {
+        Ok(verifier) => verifier,
+        Err(error) => {
+            return Validation::Unavailable {
+                reason: error.to_string(),
+            };
+        }
+    };
     let Ok(name) = ServerName::try_from(host.to_owned()) else {
         return Validation::Unavailable {
             reason: format!("{host:?} is not a DNS name or IP address"),

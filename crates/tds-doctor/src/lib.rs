@@ -49,6 +49,7 @@
 
 pub mod certificate;
 pub mod connect;
+mod crypto;
 pub mod diagnosis;
 pub mod probe;
 pub mod render;
@@ -57,9 +58,9 @@ pub mod target;
 pub mod tls;
 mod wire;
 
-pub use diagnosis::{ClientLevel, ClientSettings, ClientTrust, ClientVerdict, explain};
+pub use diagnosis::{ClientLevel, ClientSettings, ClientTrust, explain};
 pub use probe::{DEFAULT_TIMEOUT, ProbeOptions, probe};
-pub use report::{Finding, Report, Severity};
+pub use report::{ClientVerdict, Finding, Posture, Report, Severity};
 pub use target::{Target, TargetError};
 
 /// Exit code: the server is healthy (no warning or problem found; `connect`: connected).

@@ -187,7 +187,7 @@ pub async fn probe(target: &Target, options: &ProbeOptions) -> Report {
         tds7_tls12,
         tds7_tls13,
         certificate,
-        posture: diagnosis::Posture::default(),
+        posture: crate::report::Posture::default(),
         clients: Vec::new(),
         findings: Vec::new(),
         chain: chain.unwrap_or_default(),

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::certificate::Validation;
-use crate::diagnosis::ClientVerdict;
+use crate::report::ClientVerdict;
 use crate::report::{PreloginOutcome, Report, Severity, TlsOutcome};
 
 /// The whole report as text.

@@ -3,7 +3,6 @@
 use serde::Serialize;
 
 use crate::certificate::CertificateReport;
-use crate::diagnosis::{ClientVerdict, Posture};
 
 /// Version of the JSON schema; raised when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -233,4 +232,54 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// What the probes say about the server's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Posture {
+    /// A TCP connection was accepted.
+    pub reachable: bool,
+    /// At least one plaintext PRELOGIN was answered (TDS 7 accepted).
+    pub answers_prelogin: bool,
+    /// `unavailable`, `available`, `forced` or `unknown`.
+    pub encryption: &'static str,
+    /// Force Encryption, when the replies tell.
+    pub force_encryption: Option<bool>,
+    /// TDS 8.0 strict: `required` (Force Strict Encryption), `supported`, `absent`, `unknown`.
+    pub tds8: &'static str,
+    /// TLS versions the server accepted inside TDS 7 PRELOGIN packets.
+    pub tds7_tls_versions: Vec<String>,
+    /// The TLS version negotiated in TDS 8.0, when it was.
+    pub tds8_tls_version: Option<String>,
+    /// Product version from the PRELOGIN reply.
+    pub version: Option<String>,
+    /// Product name of that version.
+    pub product: Option<&'static str>,
+}
+
+/// What a client meets against the probed server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientVerdict {
+    /// The connection-string setting (`Encrypt=true`, ...).
+    pub setting: &'static str,
+    /// The level's middleware name.
+    pub level: &'static str,
+    /// The client ends up logged in (as far as the handshake goes; credentials not checked).
+    pub connects: bool,
+    /// The protection of the session when it connects.
+    pub session: Option<String>,
+    /// The cause of the first failed handshake, if any (what a bare driver reports as 10054
+    /// or a timeout).
+    pub first_cause: Option<&'static str>,
+    /// The cause the connect fails with, when it fails.
+    pub cause: Option<&'static str>,
+    /// tiberius-tower gets through by itself after a failed first handshake.
+    pub recovers: bool,
+    /// TCP connections with a handshake the middleware makes to reach the outcome (with its
+    /// endpoint memory, the next connect needs one).
+    pub handshakes: u32,
+    /// What to change, client side.
+    pub fix_client: Option<String>,
+    /// What to change, server side.
+    pub fix_server: Option<String>,
 }

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 use tds_handshake::{AlertDescription, PacketType};
@@ -45,16 +45,10 @@ pub enum Offer {
 /// The certificate chain the server presented, captured during the handshake.
 pub(crate) type Captured = Arc<Mutex<Option<Vec<CertificateDer<'static>>>>>;
 
-/// The crypto provider every probe uses: aws-lc-rs, never the process default, so the doctor
-/// neither depends on nor changes what tiberius installs for `connect`.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 /// A client configuration offering `offer`, with ALPN `tds/8.0` when `alpn`, that records
 /// the server's chain into `captured` and accepts it.
 pub(crate) fn client_config(offer: Offer, alpn: bool, captured: Captured) -> Option<ClientConfig> {
-    let provider = provider();
+    let provider = crate::crypto::provider();
     let versions: &[&'static rustls::SupportedProtocolVersion] = match offer {
         Offer::Tls12 => &[&rustls::version::TLS12],
         Offer::Tls13 => &[&rustls::version::TLS13],
