@@ -99,49 +99,34 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
-    /// Reads `Encrypt`, `TrustServerCertificate`, `TrustServerCertificateCA` and `Server` from
-    /// an ADO.NET connection string (keys case-insensitive, values optionally quoted). Other
-    /// keys, the password among them, are ignored and never kept.
+    /// Reads a client's ADO.NET connection string exactly as the middleware does
+    /// ([`tiberius_tower::ConnectRequest::from_ado_string`]: tiberius's grammar, quotes and
+    /// braces, unknown keywords refused), and keeps only the encryption level, the
+    /// certificate trust and the host. The password is never kept.
     ///
     /// # Errors
     ///
-    /// A message naming the key (never the value) when `Encrypt` is not a known value.
+    /// The middleware's message for a string it refuses; it names the key, never the value.
     pub fn from_ado_string(text: &str) -> Result<ClientSettings, String> {
-        let mut encrypt = None;
-        let mut trust_all = false;
-        let mut ca = None;
-        let mut host = None;
-        for pair in text.split(';') {
-            let Some((key, value)) = pair.split_once('=') else {
-                continue;
-            };
-            let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
-            match key.trim().to_ascii_lowercase().as_str() {
-                "encrypt" => encrypt = Some(value.to_owned()),
-                "trustservercertificate" => {
-                    trust_all = matches!(value.to_ascii_lowercase().as_str(), "true" | "yes");
-                }
-                "trustservercertificateca" => ca = Some(PathBuf::from(value)),
-                "server" | "data source" | "address" | "addr" => {
-                    let server = value.strip_prefix("tcp:").unwrap_or(value);
-                    let name = server.split([',', '\\']).next().unwrap_or_default();
-                    let name = name.rsplit_once(':').map_or(name, |(h, _)| h);
-                    if !name.is_empty() {
-                        host = Some(name.to_owned());
-                    }
-                }
-                _ => {}
-            }
-        }
-        let level = ClientLevel::from_encrypt(encrypt.as_deref()).ok_or_else(|| {
-            "encrypt: expected true, false, yes, no, strict or DANGER_PLAINTEXT".to_owned()
-        })?;
-        let trust = match (trust_all, ca) {
-            (true, _) => ClientTrust::TrustAll,
-            (false, Some(path)) => ClientTrust::CaFile(path),
-            (false, None) => ClientTrust::SystemRoots,
+        use tiberius_tower::{EncryptionLevel, TrustSetting};
+        let request =
+            tiberius_tower::ConnectRequest::from_ado_string(text).map_err(|e| e.to_string())?;
+        let level = match request.encryption() {
+            EncryptionLevel::NotSupported => ClientLevel::NotSupported,
+            EncryptionLevel::Off => ClientLevel::Off,
+            EncryptionLevel::Required => ClientLevel::Required,
+            EncryptionLevel::Strict => ClientLevel::Strict,
         };
-        Ok(ClientSettings { level, trust, host })
+        let trust = match request.trust() {
+            TrustSetting::TrustAll => ClientTrust::TrustAll,
+            TrustSetting::CaFile(path) => ClientTrust::CaFile(path.clone()),
+            _ => ClientTrust::SystemRoots,
+        };
+        Ok(ClientSettings {
+            level,
+            trust,
+            host: Some(request.host().to_owned()),
+        })
     }
 }
 

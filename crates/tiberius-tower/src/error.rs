@@ -126,8 +126,9 @@ impl ConnectError {
             Cause::StrictUnsupported => "the client is configured for TDS 8.0 strict \
                  encryption, but the server does not speak it: it stayed silent after the \
                  TLS-first ClientHello and answered a plain PRELOGIN. TDS 8.0 needs SQL Server \
-                 2022 or later, or Azure SQL; against this server set Encrypt=mandatory \
-                 (Required); this library never goes below the configured level"
+                 2022 or later, or Azure SQL; against this server set Encrypt=true (Required, \
+                 SqlClient's Encrypt=mandatory); this library never goes below the configured \
+                 level"
                 .to_owned(),
             Cause::EncryptionUnavailable => "the server does not offer encryption but the client \
                  requires it: enable a certificate on the server (Force Encryption or a \
