@@ -3,19 +3,13 @@
 
 use bb8::{ManageConnection, Pool, PooledConnection, RunError};
 use tokio::sync::broadcast::error::RecvError;
-use tower_service::Service;
 
-use super::{PoolConnectError, PoolConnector};
-use crate::{ConnectError, ConnectRequest, Connected, TdsClient};
+use super::{LayeredConnect, PoolConnectError, PoolConnector};
+use crate::TdsClient;
 
 impl<S> ManageConnection for PoolConnector<S>
 where
-    S: Service<ConnectRequest, Response = Connected<TdsClient>, Error = ConnectError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
+    S: LayeredConnect,
 {
     type Connection = TdsClient;
     type Error = PoolConnectError;
@@ -88,12 +82,7 @@ where
 /// ```
 pub struct Bb8Pool<S>
 where
-    S: Service<ConnectRequest, Response = Connected<TdsClient>, Error = ConnectError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
+    S: LayeredConnect,
 {
     pool: Pool<PoolConnector<S>>,
     failures: tokio::sync::broadcast::Sender<PoolConnectError>,
@@ -101,12 +90,7 @@ where
 
 impl<S> Bb8Pool<S>
 where
-    S: Service<ConnectRequest, Response = Connected<TdsClient>, Error = ConnectError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
+    S: LayeredConnect,
 {
     /// bb8's builder with the settings this pool needs:
     /// `retry_connection(false)`. Adjust the others (`max_size`,
@@ -166,12 +150,7 @@ where
 
 impl<S> std::fmt::Debug for Bb8Pool<S>
 where
-    S: Service<ConnectRequest, Response = Connected<TdsClient>, Error = ConnectError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
+    S: LayeredConnect,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = self.pool.state();

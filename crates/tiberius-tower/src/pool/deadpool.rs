@@ -1,19 +1,13 @@
 //! deadpool: [`PoolConnector`] as a `deadpool::managed::Manager`.
 
 use deadpool::managed::{Manager, Metrics, PoolBuilder, RecycleError, RecycleResult};
-use tower_service::Service;
 
-use super::{PoolConnectError, PoolConnector};
-use crate::{ConnectError, ConnectRequest, Connected, TdsClient};
+use super::{LayeredConnect, PoolConnectError, PoolConnector};
+use crate::TdsClient;
 
 impl<S> Manager for PoolConnector<S>
 where
-    S: Service<ConnectRequest, Response = Connected<TdsClient>, Error = ConnectError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
+    S: LayeredConnect,
 {
     type Type = TdsClient;
     type Error = PoolConnectError;
@@ -33,12 +27,7 @@ where
 
 impl<S> PoolConnector<S>
 where
-    S: Service<ConnectRequest, Response = Connected<TdsClient>, Error = ConnectError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
+    S: LayeredConnect,
 {
     /// deadpool's builder for this connector with the settings that keep the
     /// pool from second-guessing the layer: the tokio runtime (so timeouts

@@ -53,6 +53,28 @@ pub use self::bb8::Bb8Pool;
 /// answers in one round trip; a server that stalls must not hold a checkout.
 const DEFAULT_HEALTH_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The layered service a pool connects through: [`Prelogin`](crate::Prelogin)
+/// over a connector (`ServiceBuilder::new().layer(PreloginLayer::new(policy)).service(Connector::new())`),
+/// or any service of the same shape. Every such service implements it; it
+/// only names the bounds once.
+pub trait LayeredConnect:
+    Service<ConnectRequest, Response = Connected<TdsClient>, Error = ConnectError, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> LayeredConnect for S where
+    S: Service<ConnectRequest, Response = Connected<TdsClient>, Error = ConnectError, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Where each connect's request comes from: the same request cloned, or a
 /// fresh one per connect so tokens and passwords can rotate.
 type RequestSource = Arc<dyn Fn() -> ConnectRequest + Send + Sync>;
@@ -75,12 +97,7 @@ pub struct PoolConnector<S> {
 
 impl<S> PoolConnector<S>
 where
-    S: Service<ConnectRequest, Response = Connected<TdsClient>, Error = ConnectError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
+    S: LayeredConnect,
 {
     /// A connector that clones `request` for every connect.
     pub fn new(service: S, request: ConnectRequest) -> Self {
