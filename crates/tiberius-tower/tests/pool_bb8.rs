@@ -8,11 +8,11 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{HANDSHAKE, Server, WALL_CLOCK, base_config, fast_policy, select_one, service};
+use common::{Server, WALL_CLOCK, base_config, fast_policy, select_one, service};
 use futures_util::StreamExt;
 use tds_emulator::{EmulatorConfig, EncryptionSetting, Fault, Schedule};
 use tiberius_tower::pool::{Bb8Pool, PoolConnector};
-use tiberius_tower::{Cause, ConnectRequest, Connector, EncryptionLevel, Prelogin, RetryBudget};
+use tiberius_tower::{Cause, Connector, EncryptionLevel, Prelogin, RetryBudget};
 use tower::ServiceExt;
 
 type Svc = Prelogin<Connector>;
@@ -74,14 +74,7 @@ async fn deterministic_causes_reach_get_after_one_connect() {
     let none = Server::with_setting(EncryptionSetting::None).await;
     // A login the server does not know.
     let off = Server::with_setting(EncryptionSetting::Off).await;
-    let wrong_password = ConnectRequest::builder()
-        .host("127.0.0.1")
-        .port(off.emulator.local_addr().port())
-        .authentication(tiberius::AuthMethod::sql_server("sa", "NotThePassword!"))
-        .encryption(EncryptionLevel::Required)
-        .trust_cert_ca(&off.ca)
-        .handshake_timeout(HANDSHAKE)
-        .build();
+    let wrong_password = off.request_with_password(EncryptionLevel::Required, "NotThePassword!");
     let cases = [
         (
             &none,

@@ -45,26 +45,26 @@ impl Server {
     }
 
     pub fn request(&self, level: EncryptionLevel) -> ConnectRequest {
-        ConnectRequest::builder()
-            .host("127.0.0.1")
-            .port(self.emulator.local_addr().port())
-            .database("master")
-            .authentication(tiberius::AuthMethod::sql_server("sa", "Password123!"))
-            .encryption(level)
-            .trust_cert_ca(&self.ca)
-            .tcp_connect_timeout(Duration::from_secs(5))
-            .handshake_timeout(HANDSHAKE)
-            .build()
+        self.request_to(self.emulator.local_addr().port(), level, "Password123!")
     }
 
     /// Like [`Server::request`], sent to another port on 127.0.0.1 (a relay
     /// in front of this server).
     pub fn request_via(&self, port: u16, level: EncryptionLevel) -> ConnectRequest {
+        self.request_to(port, level, "Password123!")
+    }
+
+    /// Like [`Server::request`], with a password the server may refuse.
+    pub fn request_with_password(&self, level: EncryptionLevel, password: &str) -> ConnectRequest {
+        self.request_to(self.emulator.local_addr().port(), level, password)
+    }
+
+    fn request_to(&self, port: u16, level: EncryptionLevel, password: &str) -> ConnectRequest {
         ConnectRequest::builder()
             .host("127.0.0.1")
             .port(port)
             .database("master")
-            .authentication(tiberius::AuthMethod::sql_server("sa", "Password123!"))
+            .authentication(tiberius::AuthMethod::sql_server("sa", password))
             .encryption(level)
             .trust_cert_ca(&self.ca)
             .tcp_connect_timeout(Duration::from_secs(5))
@@ -192,7 +192,6 @@ pub type Transcript = std::sync::Arc<std::sync::Mutex<Vec<(Side, Vec<u8>)>>>;
 pub async fn record_one_connection(
     upstream: std::net::SocketAddr,
 ) -> (u16, Transcript, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("relay binds");
@@ -208,42 +207,37 @@ pub async fn record_one_connection(
         };
         let _ = client.set_nodelay(true);
         let _ = server.set_nodelay(true);
-        let (mut client_read, mut client_write) = client.into_split();
-        let (mut server_read, mut server_write) = server.into_split();
-        let up_record = record.clone();
-        let up = async move {
-            let mut buf = vec![0u8; 32 * 1024];
-            while let Ok(n) = client_read.read(&mut buf).await {
-                let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
-                    break;
-                };
-                up_record
-                    .lock()
-                    .expect("transcript lock")
-                    .push((Side::Client, chunk.to_vec()));
-                if server_write.write_all(chunk).await.is_err() {
-                    break;
-                }
-            }
-            let _ = server_write.shutdown().await;
-        };
-        let down = async move {
-            let mut buf = vec![0u8; 32 * 1024];
-            while let Ok(n) = server_read.read(&mut buf).await {
-                let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
-                    break;
-                };
-                record
-                    .lock()
-                    .expect("transcript lock")
-                    .push((Side::Server, chunk.to_vec()));
-                if client_write.write_all(chunk).await.is_err() {
-                    break;
-                }
-            }
-            let _ = client_write.shutdown().await;
-        };
-        tokio::join!(up, down);
+        let (client_read, client_write) = client.into_split();
+        let (server_read, server_write) = server.into_split();
+        tokio::join!(
+            pump(client_read, server_write, Side::Client, record.clone()),
+            pump(server_read, client_write, Side::Server, record),
+        );
     });
     (port, transcript, task)
+}
+
+/// Copies one direction of a relayed connection, recording each chunk in
+/// order, and closes the other side's write half when this side ends.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    side: Side,
+    record: Transcript,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 32 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        let Some(chunk) = buf.get(..n).filter(|c| !c.is_empty()) else {
+            break;
+        };
+        record
+            .lock()
+            .expect("transcript lock")
+            .push((side, chunk.to_vec()));
+        if to.write_all(chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
