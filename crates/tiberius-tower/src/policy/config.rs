@@ -83,7 +83,8 @@ pub struct ConnectPolicy {
     pub(crate) max_redirects: usize,
     pub(crate) strict_probe_timeout: Duration,
     pub(crate) retry_connection_refused: bool,
-    pub(crate) transient_numbers: TransientNumbers,
+    /// Shared by clones: a policy is cloned for every connect.
+    pub(crate) transient_numbers: Arc<TransientNumbers>,
     pub(crate) budget: Arc<RetryBudget>,
     pub(crate) memory: Option<Arc<EndpointMemory>>,
 }
@@ -102,7 +103,7 @@ impl Default for ConnectPolicy {
             max_redirects: DEFAULT_MAX_REDIRECTS,
             strict_probe_timeout: DEFAULT_STRICT_PROBE_TIMEOUT,
             retry_connection_refused: true,
-            transient_numbers: TransientNumbers::new(),
+            transient_numbers: Arc::new(TransientNumbers::new()),
             budget: Arc::new(RetryBudget::default()),
             memory: Some(Arc::new(EndpointMemory::default())),
         }
@@ -208,13 +209,14 @@ impl ConnectPolicy {
     /// defaults stay: 4060, 40613, 40501, 40197, 10928, 10929, 49918-49920
     /// and the others SqlClient and EF Core retry).
     pub fn add_transient_numbers(mut self, numbers: impl IntoIterator<Item = u32>) -> Self {
-        self.transient_numbers = self.transient_numbers.with(numbers);
+        self.transient_numbers =
+            Arc::new(Arc::unwrap_or_clone(self.transient_numbers).with(numbers));
         self
     }
 
     /// Replaces the set of transient server error numbers entirely.
     pub fn transient_numbers(mut self, numbers: impl IntoIterator<Item = u32>) -> Self {
-        self.transient_numbers = TransientNumbers::empty().with(numbers);
+        self.transient_numbers = Arc::new(TransientNumbers::empty().with(numbers));
         self
     }
 

@@ -140,8 +140,9 @@ pub(crate) struct Plan {
 impl Plan {
     /// The plan for one connect of `request`, starting `now`: its first level
     /// is the highest of the configured level and the remembered floor. The
-    /// connect's first attempt is deposited in the retry budget.
-    pub(crate) fn new(policy: &ConnectPolicy, mut request: ConnectRequest, now: Instant) -> Plan {
+    /// connect's first attempt is deposited in the retry budget. Takes the
+    /// service's per-call copy of the policy, so nothing is cloned twice.
+    pub(crate) fn new(policy: ConnectPolicy, mut request: ConnectRequest, now: Instant) -> Plan {
         let configured = request.encryption();
         let remembered = policy
             .memory
@@ -154,17 +155,19 @@ impl Plan {
             .unwrap_or_else(|| far_future(now));
         request.set_deadline(deadline);
         policy.budget.deposit();
+        let ceiling = policy.ceiling.max(configured);
+        let backoff = backoff(&policy);
         let mut plan = Plan {
-            policy: policy.clone(),
+            policy,
             handshake_timeout: request.handshake_timeout(),
             request,
             configured,
             floor,
-            ceiling: policy.ceiling.max(configured),
+            ceiling,
             level: floor,
             memory_applied: floor > configured,
             deadline,
-            backoff: backoff(policy),
+            backoff,
             next_probe: false,
             next_delay: Duration::ZERO,
             check_until: deadline,
@@ -306,10 +309,8 @@ impl Plan {
     pub(crate) fn checked(&mut self, answered: bool, now: Instant) -> Step {
         let Some(Pending::Silent(mut record)) = self.pending.take() else {
             // Only `failed` asks for a check, and it leaves the record here.
-            return self.finish(Decision::Stop {
-                cause: Cause::Unknown,
-                reason: StopReason::Deterministic,
-            });
+            self.stop = Some((Cause::Unknown, StopReason::Deterministic));
+            return Step::Stopped;
         };
         let decision = if answered {
             record.cause = Some(Cause::StrictUnsupported);
@@ -413,34 +414,27 @@ impl Plan {
     }
 
     /// The decision after the Strict probe failed, and the cause a stop
-    /// reports. Settles the attempt that triggered the probe.
+    /// reports. Settles the attempt that triggered the probe (the probe and
+    /// its trigger are always made together).
     fn after_probe(&mut self, failure: Failure) -> (Decision, Cause) {
-        let mut trigger = match self.pending.take() {
-            Some(Pending::ProbeTrigger(trigger)) => trigger,
-            other => {
-                self.pending = other;
-                return self.after_probe_without_trigger(failure);
-            }
-        };
         let through = failure.verdict.server_spoke_tls || failure.routed.is_some();
-        if !through {
-            // The reset was a blip after all: retry at the level held before
-            // the probe, reporting the trigger's cause if that fails too.
+        if let Some(Pending::ProbeTrigger(mut trigger)) = self.pending.take() {
+            if through {
+                trigger.cause = Some(Cause::StrictRequired);
+            }
             let original = trigger.cause.unwrap_or(Cause::TransientReset);
             self.history.push(trigger);
-            return (self.retry(original), original);
+            if !through {
+                // The reset was a blip after all: retry at the level held
+                // before the probe, reporting the trigger's cause if that
+                // fails too.
+                return (self.retry(original), original);
+            }
         }
         // The probe got through the pre-login: the server speaks strict, so
-        // Strict is the level from now on (design §2.3).
-        trigger.cause = Some(Cause::StrictRequired);
-        self.history.push(trigger);
+        // Strict is the level from now on (design §2.3). Follow its redirect,
+        // retry a transient failure at Strict, or stop.
         self.level = EncryptionLevel::Strict;
-        self.after_probe_without_trigger(failure)
-    }
-
-    /// After a probe that got through: follow its redirect, retry a
-    /// transient failure at Strict, or stop.
-    fn after_probe_without_trigger(&mut self, failure: Failure) -> (Decision, Cause) {
         let cause = failure.verdict.cause;
         let decision = match failure.routed {
             Some((host, port)) => self.redirect(host, port),
@@ -548,13 +542,6 @@ impl Plan {
         self.history.push(record);
         self.prepare();
         step
-    }
-
-    fn finish(&mut self, decision: Decision) -> Step {
-        if let Decision::Stop { cause, reason } = decision {
-            self.stop = Some((cause, reason));
-        }
-        Step::Stopped
     }
 
     /// Sets the next attempt's level and bounds on the request.
@@ -694,7 +681,7 @@ mod tests {
         fn new(policy: ConnectPolicy, configured: EncryptionLevel) -> Run {
             let now = Instant::now();
             Run {
-                plan: Plan::new(&policy, request(configured), now),
+                plan: Plan::new(policy, request(configured), now),
                 now,
             }
         }

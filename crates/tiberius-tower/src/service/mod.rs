@@ -158,7 +158,7 @@ where
 {
     let started = Instant::now();
     let facts = metrics.is_on().then(|| ConnectFacts::of(&request));
-    let mut plan = Plan::new(&policy, request, started);
+    let mut plan = Plan::new(policy, request, started);
     telemetry::record_memory(&connect_span, plan.memory_applied());
 
     // Attempt spans stay open until their record is settled (in order).
