@@ -140,18 +140,18 @@ async fn attempt(request: ConnectRequest) -> Result<Observed<TdsClient>, Attempt
 
     let observer = Arc::new(SharedObserver::default());
     let stream = ObservedStream::new(tcp, Arc::clone(&observer)).compat_write();
-    let config = request.tiberius_config();
-
     let handshake_started = Instant::now();
     let handshake_until = until(
         handshake_started,
         request.handshake_timeout(),
         request.deadline(),
     );
-    let handshake = AssertUnwindSafe(tiberius::Client::connect(config, stream)).catch_unwind();
     let silence = request
         .silence_timeout()
         .map(|timeout| until(handshake_started, timeout, Some(handshake_until)));
+    // The attempt owns its request: the configuration is moved, not copied.
+    let config = request.into_tiberius_config();
+    let handshake = AssertUnwindSafe(tiberius::Client::connect(config, stream)).catch_unwind();
     let outcome = bounded(handshake, handshake_until, silence, &observer).await;
     let handshake_time = Some(handshake_started.elapsed());
 

@@ -228,7 +228,17 @@ impl ConnectRequest {
     /// tiberius's own handshake timer is switched off: the connector bounds
     /// the handshake itself, so there is one clock and one timeout error.
     pub fn tiberius_config(&self) -> tiberius::Config {
-        let mut config = self.base.clone();
+        self.configure(self.base.clone())
+    }
+
+    /// [`tiberius_config`](Self::tiberius_config) for a request the caller
+    /// is done with: the base configuration is moved, not copied.
+    pub(crate) fn into_tiberius_config(mut self) -> tiberius::Config {
+        let base = std::mem::take(&mut self.base);
+        self.configure(base)
+    }
+
+    fn configure(&self, mut config: tiberius::Config) -> tiberius::Config {
         config.host(&self.host);
         config.port(self.port);
         config.encryption(self.encryption.to_tiberius());
