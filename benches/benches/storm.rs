@@ -52,7 +52,7 @@ use std::time::Duration;
 use tds_handshake::PreloginSummary;
 use tiberius_tower::{
     AttemptError, AttemptFailure, AttemptTimings, ConnectPolicy, ConnectRequest, Encryption,
-    EncryptionLevel, Observation, Observed, Phase, Prelogin,
+    EncryptionLevel, Observation, Observed, Phase, Prelogin, RetryBudget,
 };
 use tokio::time::Instant;
 use tower::{Service as _, ServiceExt};
@@ -144,6 +144,11 @@ impl ServerModel {
         answer
     }
 
+    /// Attempts and accepted handshakes per second, in order.
+    fn series(&self) -> Vec<(u32, u32)> {
+        self.seconds.lock().expect("not poisoned").clone()
+    }
+
     /// Attempts per second, in order.
     fn attempts_per_second(&self) -> Vec<u32> {
         let seconds = self.seconds.lock().expect("not poisoned");
@@ -193,24 +198,16 @@ fn failure(answer: Answer, level: EncryptionLevel) -> AttemptError {
 type NamedPolicy = (&'static str, fn() -> ConnectPolicy);
 
 /// The layer's policies simulated: the shipped defaults first, then
-/// candidate defaults, each with the knobs it changes.
+/// variants, each with the knobs it changes.
 const LAYER_POLICIES: [NamedPolicy; 3] = [
     ("layer (defaults)", ConnectPolicy::new),
-    ("layer: 1-10 s backoff, 12 retries, 120 s deadline", || {
-        ConnectPolicy::new()
-            .min_delay(Duration::from_secs(1))
-            .max_delay(Duration::from_secs(10))
-            .max_retries(12)
-            .max_attempts(13)
-            .deadline(Duration::from_secs(120))
+    // Half the steady allowance: a smaller overshoot, a longer tail.
+    ("layer: refill 0.1/s", || {
+        ConnectPolicy::new().budget(RetryBudget::new(1.0, 0.1, 10))
     }),
-    ("layer: 2-20 s backoff, 12 retries, 120 s deadline", || {
-        ConnectPolicy::new()
-            .min_delay(Duration::from_secs(2))
-            .max_delay(Duration::from_secs(20))
-            .max_retries(12)
-            .max_attempts(13)
-            .deadline(Duration::from_secs(120))
+    // An outage longer than the default 30 s deadline needs a longer one.
+    ("layer: 120 s deadline", || {
+        ConnectPolicy::new().deadline(Duration::from_secs(120))
     }),
 ];
 
@@ -310,6 +307,8 @@ struct Figures {
     given_up: BTreeMap<&'static str, usize>,
     last_back: Option<Duration>,
     causes: BTreeMap<&'static str, usize>,
+    /// Attempts and accepted handshakes in each second.
+    series: Vec<(u32, u32)>,
 }
 
 /// Runs one strategy through one scenario on a fresh paused runtime.
@@ -431,6 +430,7 @@ fn simulate(strategy: Strategy, scenario: Scenario, seed: u64) -> Figures {
             given_up,
             last_back: (back == scenario.connections()).then_some(last_back),
             causes,
+            series: server.series(),
         }
     })
 }
@@ -485,6 +485,21 @@ fn main() {
                     .iter()
                     .map(|(cause, n)| format!("{cause} {n}"))
                     .collect();
+                if std::env::args().any(|a| a == "--series") {
+                    let seconds: Vec<String> = figures
+                        .series
+                        .iter()
+                        .enumerate()
+                        .map(|(second, (attempts, accepted))| {
+                            format!("{second}:{attempts}/{accepted}")
+                        })
+                        .collect();
+                    eprintln!(
+                        "{} {seed:#x} attempts/accepted per second: {}",
+                        strategy.name(),
+                        seconds.join(" ")
+                    );
+                }
                 println!(
                     "| {} | {seed:#x} | {} | {} ({:.2}) | {} ({:.2}) | {} | {} | {} | {} |",
                     strategy.name(),

@@ -96,9 +96,10 @@ impl ConnectError {
             // Not "retries did not help": this connect may not have retried at all.
             return format!(
                 "the last attempt failed with {} and the retry budget shared by every clone of \
-                 this service is spent, so it was not retried: many connects are failing at \
-                 once; check the server's error log and listener load (ConnectPolicy::budget sizes \
-                 the budget for bursts)",
+                 this service stayed empty: neither a login nor the steady allowance paid for a \
+                 retry before the deadline. Many connects are failing \
+                 at once; check that the server is up and its error log and listener load \
+                 (ConnectPolicy::budget and ConnectPolicy::deadline size the wait)",
                 self.cause
             );
         }

@@ -376,6 +376,96 @@ async fn budget_stops_a_retry_storm_against_an_always_resetting_server() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_that_finds_the_budget_empty_waits_for_a_login_to_pay_for_it() {
+    // The first connection is reset after the PRELOGIN reply (a blip); every
+    // later one logs in. The budget starts empty, never refills on its own,
+    // and each login deposits one retry.
+    let server = Server::start(
+        base_config(EncryptionSetting::Off)
+            .fault(Fault::ResetAfterPreloginReply, Schedule::FirstN(1)),
+    )
+    .await;
+    let budget = Arc::new(RetryBudget::new(1.0, 0.0, 0));
+    let svc = service(fast_policy().budget(Arc::clone(&budget)));
+
+    let mut waiting = {
+        let mut svc = svc.clone();
+        let request = server.request(EncryptionLevel::NotSupported);
+        tokio::spawn(async move {
+            let ready = svc.ready().await.expect("ready");
+            tokio::time::timeout(WALL_CLOCK, ready.call(request))
+                .await
+                .expect("bounded")
+        })
+    };
+    // Its retry waits: nothing has paid for it.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut waiting)
+            .await
+            .is_err(),
+        "the retry waits for the budget"
+    );
+    assert_eq!(server.emulator.stats().accepted, 1, "one attempt so far");
+
+    // Another connect logs in: its deposit pays for the waiting retry.
+    let mut other = service(fast_policy().budget(Arc::clone(&budget)));
+    let mut paid = connect(&mut other, server.request(EncryptionLevel::NotSupported))
+        .await
+        .expect("logs in");
+    assert_eq!(paid.attempts().len(), 1);
+    assert_eq!(select_one(paid.client_mut()).await, Some(1));
+
+    let mut recovered = tokio::time::timeout(WALL_CLOCK, waiting)
+        .await
+        .expect("bounded")
+        .expect("no panic")
+        .expect("connects once paid");
+    let attempts = recovered.attempts();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[0].cause(), Some(Cause::TransientReset));
+    let delay = match attempts[0].decision() {
+        Some(tiberius_tower::Decision::Retry { delay, .. }) => *delay,
+        other => panic!("the first attempt's decision is a retry, not {other:?}"),
+    };
+    assert!(
+        delay >= Duration::from_millis(300),
+        "the record reports the wait for the budget, not only the backoff: {delay:?}"
+    );
+    assert_eq!(select_one(recovered.client_mut()).await, Some(1));
+    assert_eq!(server.emulator.stats().accepted, 3);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_nothing_pays_for_stops_at_the_deadline_with_budget_exhausted() {
+    let server = Server::start(
+        base_config(EncryptionSetting::Off).fault(Fault::ResetAfterPreloginReply, Schedule::Always),
+    )
+    .await;
+    let deadline = Duration::from_millis(800);
+    let mut svc = service(
+        fast_policy()
+            .deadline(deadline)
+            .budget(RetryBudget::new(1.0, 0.0, 0)),
+    );
+    let started = Instant::now();
+    let error = connect(&mut svc, server.request(EncryptionLevel::NotSupported))
+        .await
+        .expect_err("always reset");
+    assert!(
+        started.elapsed() >= deadline,
+        "it waited until the deadline"
+    );
+    assert_eq!(error.attempts().len(), 1);
+    assert_eq!(error.cause(), Cause::TransientReset);
+    assert_eq!(error.stop_reason(), StopReason::BudgetExhausted);
+    let text = error.to_string();
+    assert!(text.contains("retry budget"), "{text}");
+    assert_eq!(server.emulator.stats().accepted, 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_probe_against_a_hanging_legacy_server_is_bounded() {
     // A reset before the PRELOGIN reply once, on a SQL Server 2019-like server
     // that never answers a TLS ClientHello: the probe waits only its own bound.

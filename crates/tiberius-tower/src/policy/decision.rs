@@ -81,7 +81,8 @@ pub enum StopReason {
     /// The next attempt would start at or after the connect's deadline, or
     /// the deadline passed during an attempt.
     DeadlineExceeded,
-    /// The retry budget shared by all clones is empty.
+    /// The retry budget shared by all clones was empty and no token came
+    /// before the deadline (or nothing could refill it).
     BudgetExhausted,
     /// Too many routing redirects.
     RedirectLimit,

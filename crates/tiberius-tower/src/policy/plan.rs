@@ -11,15 +11,17 @@
 //!   plaintext check that tells a server without TDS 8.0 from a stall;
 //! - routing redirects and their limit;
 //! - the deadline (one clock: tokio's), the attempts cap, the backoff
-//!   schedule and the shared retry budget;
+//!   schedule and the shared retry budget (a retry that finds it empty waits
+//!   for a token, up to the deadline);
 //! - what the endpoint memory learns when the connect succeeds.
 //!
 //! Each attempt's record is written once, with its cause and its decision.
 //! Two causes depend on what comes next (a reset that triggers the Strict
 //! probe is `strict_required` only if the probe gets through; a silent
 //! TLS-first attempt is `strict_unsupported` only if the server answers a
-//! plaintext PRELOGIN), so such a record waits, pending, until that step has
-//! run; records are settled in attempt order.
+//! plaintext PRELOGIN), and a retry that waits for the budget is a retry
+//! only if a token comes before the deadline, so such a record waits,
+//! pending, until that step has run; records are settled in attempt order.
 //!
 //! Rules the plan never breaks (design §2.2):
 //! 1. encryption only moves up the ladder `NotSupported < Off < Required <
@@ -50,6 +52,7 @@ use crate::level::EncryptionLevel;
 use crate::request::ConnectRequest;
 
 use super::attempt::Attempt;
+use super::budget::RetryBudget;
 use super::config::ConnectPolicy;
 use super::decision::{Decision, StopReason};
 
@@ -58,6 +61,9 @@ use super::decision::{Decision, StopReason};
 pub(crate) enum Step {
     /// Sleep [`Plan::delay`], then make the attempt [`Plan::request`] describes.
     Attempt,
+    /// Sleep [`Plan::delay`], then wait for a token of [`Plan::budget`] until
+    /// [`Plan::deadline`], and report with [`Plan::budget_answered`].
+    AwaitBudget,
     /// Send one plaintext PRELOGIN to the current address, until
     /// [`Plan::check_until`], and report with [`Plan::checked`].
     CheckPlaintext,
@@ -88,6 +94,9 @@ enum Pending {
     /// It met silence after a TLS-first ClientHello: the plaintext check
     /// settles it.
     Silent(Attempt),
+    /// Its retry waits for a token of the shared budget: the token, or the
+    /// deadline, settles it.
+    Budget(Attempt, EncryptionLevel),
 }
 
 /// What a failed attempt showed, as the decisions read it.
@@ -118,7 +127,12 @@ pub(crate) struct Plan {
     backoff: ExponentialBackoff,
 
     next_probe: bool,
+    /// The delay before the next attempt, as its span and record report it.
     next_delay: Duration,
+    /// What of that delay the service still has to sleep.
+    next_sleep: Duration,
+    /// The retry just admitted must wait for the budget.
+    budget_wait: bool,
     check_until: Instant,
 
     started: usize,
@@ -139,9 +153,8 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// The plan for one connect of `request`, starting `now`: its first level
-    /// is the highest of the configured level and the remembered floor. The
-    /// connect's first attempt is deposited in the retry budget. Takes the
-    /// service's per-call copy of the policy, so nothing is cloned twice.
+    /// is the highest of the configured level and the remembered floor. Takes
+    /// the service's per-call copy of the policy, so nothing is cloned twice.
     pub(crate) fn new(policy: ConnectPolicy, mut request: ConnectRequest, now: Instant) -> Plan {
         let configured = request.encryption();
         let remembered = policy
@@ -154,7 +167,6 @@ impl Plan {
             .checked_add(policy.deadline)
             .unwrap_or_else(|| far_future(now));
         request.set_deadline(deadline);
-        policy.budget.deposit();
         let ceiling = policy.ceiling.max(configured);
         let backoff = backoff(&policy);
         let mut plan = Plan {
@@ -170,6 +182,8 @@ impl Plan {
             backoff,
             next_probe: false,
             next_delay: Duration::ZERO,
+            next_sleep: Duration::ZERO,
+            budget_wait: false,
             check_until: deadline,
             started: 0,
             retries: 0,
@@ -195,9 +209,15 @@ impl Plan {
         &self.request
     }
 
-    /// The backoff delay to sleep before the next attempt.
+    /// The backoff delay to sleep before the next attempt (or before waiting
+    /// for the budget).
     pub(crate) fn delay(&self) -> Duration {
-        self.next_delay
+        self.next_sleep
+    }
+
+    /// The retry budget a waiting retry takes its token from.
+    pub(crate) fn budget(&self) -> std::sync::Arc<RetryBudget> {
+        std::sync::Arc::clone(&self.policy.budget)
     }
 
     /// When the whole connect must be over.
@@ -279,6 +299,7 @@ impl Plan {
                 }
                 self.history.push(record);
                 self.learn();
+                self.policy.budget.deposit();
                 Step::Connected
             }
             Err(error) => {
@@ -324,6 +345,33 @@ impl Plan {
             self.admit(retry, Cause::Timeout, now)
         };
         self.settle(record, decision)
+    }
+
+    /// Takes the budget's answer to a retry that waited for it, `waited`
+    /// after the wait (backoff sleep included) began, and decides the next
+    /// step: the retry, or a stop when no token came before the deadline.
+    pub(crate) fn budget_answered(&mut self, granted: bool, waited: Duration) -> Step {
+        let Some(Pending::Budget(record, encryption)) = self.pending.take() else {
+            // Only `settle` asks for the budget, and it leaves the record here.
+            self.stop = Some((Cause::Unknown, StopReason::Deterministic));
+            return Step::Stopped;
+        };
+        self.budget_wait = false;
+        let decision = if granted {
+            Decision::Retry {
+                delay: waited,
+                encryption,
+            }
+        } else {
+            Decision::Stop {
+                cause: record.cause.unwrap_or(Cause::Unknown),
+                reason: StopReason::BudgetExhausted,
+            }
+        };
+        let step = self.settle(record, decision);
+        // Already slept: the delay is what the next attempt reports.
+        self.next_sleep = Duration::ZERO;
+        step
     }
 
     fn failed(&mut self, record: Attempt, failure: Failure, now: Instant) -> Step {
@@ -476,7 +524,8 @@ impl Plan {
     /// The bounds every next attempt passes, in order: the attempts cap, the
     /// deadline (an attempt that would start at or after it is not made: it
     /// could not run), and for a retry the shared budget, withdrawn last so
-    /// a stop never spends it.
+    /// a stop never spends it. A retry that finds the budget empty waits for
+    /// a token (see [`Step::AwaitBudget`]) unless nothing could refill it.
     fn admit(&mut self, decision: Decision, cause: Cause, now: Instant) -> Decision {
         let stop = |reason| Decision::Stop { cause, reason };
         if matches!(decision, Decision::Stop { .. }) {
@@ -492,7 +541,10 @@ impl Plan {
             return stop(StopReason::DeadlineExceeded);
         }
         if matches!(decision, Decision::Retry { .. }) && !self.policy.budget.withdraw() {
-            return stop(StopReason::BudgetExhausted);
+            if !self.policy.budget.can_refill() {
+                return stop(StopReason::BudgetExhausted);
+            }
+            self.budget_wait = true;
         }
         decision
     }
@@ -500,13 +552,21 @@ impl Plan {
     /// Writes the decision into the record, carries it out on the request,
     /// and keeps the record (pending, when the probe will settle it).
     fn settle(&mut self, mut record: Attempt, decision: Decision) -> Step {
+        if let (true, Decision::Retry { delay, encryption }) = (self.budget_wait, &decision) {
+            // Decided once the budget answers (`budget_answered`).
+            self.next_sleep = *delay;
+            self.pending = Some(Pending::Budget(record, *encryption));
+            return Step::AwaitBudget;
+        }
         record.decision = Some(decision.clone());
         self.next_probe = false;
         self.next_delay = Duration::ZERO;
+        self.next_sleep = Duration::ZERO;
         let step = match decision {
             Decision::Retry { delay, encryption } => {
                 self.level = encryption.max(self.floor);
                 self.next_delay = delay;
+                self.next_sleep = delay;
                 self.retries += 1;
                 Step::Attempt
             }
@@ -1031,6 +1091,73 @@ mod tests {
             }
             assert_eq!(got, row.expect, "{}", row.name);
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_that_finds_the_budget_empty_waits_for_it_pending() {
+        // One saved retry, one retry per login, no steady allowance.
+        let budget = std::sync::Arc::new(RetryBudget::new(1.0, 0.0, 1));
+        let mut run = Run::new(policy().budget(std::sync::Arc::clone(&budget)), Required);
+        assert_eq!(
+            run.fail(verdict(TransientReset)),
+            (Step::Attempt, retry(10, Required))
+        );
+        assert_eq!(run.plan.newly_settled().len(), 1);
+
+        let (step, _) = run.fail(verdict(TransientReset));
+        assert_eq!(step, Step::AwaitBudget, "the budget is empty: wait for it");
+        assert_eq!(run.plan.delay(), Duration::from_millis(20), "backoff first");
+        assert!(
+            run.plan.newly_settled().is_empty(),
+            "the record waits until the budget answers"
+        );
+
+        // The wait (backoff included) took 3 s; then a login elsewhere paid.
+        let step = run.plan.budget_answered(true, Duration::from_secs(3));
+        assert_eq!(step, Step::Attempt);
+        let settled = run.plan.newly_settled();
+        assert_eq!(settled.len(), 1);
+        assert_eq!(
+            settled[0].decision,
+            Some(Decision::Retry {
+                delay: Duration::from_secs(3),
+                encryption: Required
+            }),
+            "the record reports the whole wait"
+        );
+        assert_eq!(run.plan.delay(), Duration::ZERO, "nothing left to sleep");
+        let next = run.plan.next_attempt();
+        assert_eq!(
+            (next.number, next.retry, next.delay),
+            (3, 2, Duration::from_secs(3))
+        );
+
+        // No token before the deadline: the connect stops, and says why.
+        assert_eq!(run.fail(verdict(TransientReset)).0, Step::AwaitBudget);
+        assert_eq!(
+            run.plan.budget_answered(false, Duration::from_secs(27)),
+            Step::Stopped
+        );
+        assert_eq!(
+            run.plan.history.last().and_then(|r| r.decision.clone()),
+            stop(TransientReset, StopReason::BudgetExhausted)
+        );
+        let error = std::mem::replace(&mut run.plan, Plan::new(policy(), request(Off), run.now))
+            .into_error();
+        assert_eq!(error.stop_reason(), StopReason::BudgetExhausted);
+        assert_eq!(error.attempts().len(), 3);
+    }
+
+    #[test]
+    fn a_budget_that_nothing_refills_stops_at_once() {
+        let mut run = Run::new(policy().budget(RetryBudget::fixed(0)), Required);
+        assert_eq!(
+            run.fail(verdict(TransientReset)),
+            (
+                Step::Stopped,
+                stop(TransientReset, StopReason::BudgetExhausted)
+            )
+        );
     }
 
     #[test]

@@ -191,6 +191,19 @@ where
                 }
                 plan.step(produced, began.elapsed(), Instant::now())
             }
+            Step::AwaitBudget => {
+                let began = Instant::now();
+                let (delay, budget, until) = (plan.delay(), plan.budget(), plan.deadline());
+                let granted = async {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    budget.acquire(until).await
+                }
+                .instrument(connect_span.clone())
+                .await;
+                plan.budget_answered(granted, began.elapsed())
+            }
             Step::CheckPlaintext => {
                 let request = plan.request();
                 let answered = answers_plaintext_prelogin(
