@@ -18,7 +18,8 @@
 //! - `layer`: the real `Prelogin` with `ConnectPolicy::new()` (its budget,
 //!   jitter, backoff, deadline and memory as shipped), one per instance (the
 //!   budget and memory are per process), over a `tower::service_fn` that
-//!   asks the server model and answers `Observed` or `AttemptError`;
+//!   asks the server model and answers `Observed` or `AttemptError`; then
+//!   two variants of it (`LAYER_POLICIES`);
 //! - `sqlclient`: `ConnectRetryCount = 1`, `ConnectRetryInterval = 10 s`:
 //!   one attempt, one retry 10 s later, then the error;
 //! - `efcore`: `EnableRetryOnFailure()` defaults (`SqlServerRetryingExecutionStrategy`:
@@ -36,7 +37,11 @@
 //! Printed per strategy and replication: peak attempts per second at the
 //! server before and after it is back, total attempts, connections back,
 //! given up, and the time the last one came back against the
-//! capacity-limited ideal `down + INSTANCES * POOL / capacity`.
+//! capacity-limited ideal `down + INSTANCES * POOL / capacity`. Then, per
+//! strategy, the goal of issue 12 over the replications (min / median /
+//! max): peak once back within `MARGIN` of the capacity, and every
+//! connection back within 1.2x the ideal. `--series` also prints attempts
+//! and accepted handshakes per second to stderr.
 //! Replications differ in their seeds (printed): the layer's jitter draws
 //! from backon's own random seed, EF Core's random factor from the printed
 //! seed.
@@ -63,6 +68,10 @@ const REFUSED_AFTER: Duration = Duration::from_millis(1);
 const RESET_AFTER: Duration = Duration::from_millis(5);
 /// Time of an accepted handshake and login.
 const HANDSHAKE: Duration = Duration::from_millis(20);
+/// The goal's margin above the server's capacity: 10 %, the width of EF
+/// Core's random factor and of the layer's steady allowance at the default
+/// fleet (1,000 processes x 0.2/s against 2,000/s).
+const MARGIN: f64 = 0.10;
 
 /// One run's shape.
 #[derive(Debug, Clone, Copy)]
@@ -471,10 +480,19 @@ fn main() {
             "| strategy | seed | peak attempts/s while down | peak attempts/s once back (x capacity) | total attempts (per connection) | back | given up | last back (x ideal) | causes of the layer's failed attempts |"
         );
         println!("|---|---|---|---|---|---|---|---|---|");
+        let mut summaries = Vec::new();
         for strategy in Strategy::ALL {
+            let mut peaks = Vec::new();
+            let mut recoveries = Vec::new();
             for replication in 0..replications {
                 let seed = base_seed.wrapping_add(replication.wrapping_mul(0x9E37_79B9));
                 let figures = simulate(strategy, scenario, seed);
+                peaks.push(f64::from(figures.peak_up) / f64::from(capacity));
+                recoveries.push(
+                    figures
+                        .last_back
+                        .map(|at| at.as_secs_f64() / scenario.ideal().as_secs_f64()),
+                );
                 let given_up: Vec<String> = figures
                     .given_up
                     .iter()
@@ -529,7 +547,49 @@ fn main() {
                     },
                 );
             }
+            summaries.push(goal_line(strategy, &peaks, &recoveries));
+        }
+        println!();
+        for line in summaries {
+            println!("- {line}");
         }
         println!();
     }
+}
+
+/// The goal of issue 12, checked for one strategy over its replications:
+/// the peak once the server is back within `MARGIN` of its capacity, and
+/// every connection back within 1.2x the capacity-limited ideal.
+fn goal_line(strategy: Strategy, peaks: &[f64], recoveries: &[Option<f64>]) -> String {
+    let spread = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        match (values.first(), values.get(values.len() / 2), values.last()) {
+            (Some(min), Some(median), Some(max)) => {
+                format!("{min:.2} / {median:.2} / {max:.2}")
+            }
+            _ => "-".to_owned(),
+        }
+    };
+    let peak_ok = peaks.iter().all(|&peak| peak <= 1.0 + MARGIN);
+    let all_back = recoveries.iter().all(Option::is_some);
+    let mut recovered: Vec<f64> = recoveries.iter().flatten().copied().collect();
+    let recovery_ok = all_back && recovered.iter().all(|&r| r <= 1.2);
+    let mut peaks = peaks.to_vec();
+    format!(
+        "{}: peak once back (x capacity, min / median / max) {}; last back (x ideal) {}; goal (peak <= {:.2}, every connection back within 1.2x): {}",
+        strategy.name(),
+        spread(&mut peaks),
+        if all_back {
+            spread(&mut recovered)
+        } else {
+            "not all back".to_owned()
+        },
+        1.0 + MARGIN,
+        match (peak_ok, recovery_ok) {
+            (true, true) => "met",
+            (true, false) => "NOT MET (recovery)",
+            (false, true) => "NOT MET (peak)",
+            (false, false) => "NOT MET (peak and recovery)",
+        }
+    )
 }
