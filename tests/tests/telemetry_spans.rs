@@ -395,6 +395,61 @@ async fn exhausted_budget_is_tagged_on_the_connect_span() {
     server.stop().await;
 }
 
+/// A retry that finds the budget empty waits for its steady token: the next
+/// attempt's span reports the whole wait, and both spans agree with the
+/// records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_that_waited_for_the_budget_reports_the_wait() {
+    // The first connection is reset before the PRELOGIN reply; the ceiling
+    // keeps the Strict probe out of it, so the reset is retried.
+    let server = Server::start(
+        base_config(EncryptionSetting::Off)
+            .fault(Fault::ResetBeforePreloginReply, Schedule::FirstN(1)),
+    )
+    .await;
+    let pipeline = Pipeline::new();
+    let _guard = pipeline.set_default();
+    // Empty, no deposit, 20 steady tokens per second on average: the retry
+    // waits 25 to 75 ms for one, after its 5 ms backoff.
+    let mut svc = pipeline.service(
+        fast_policy()
+            .ceiling(EncryptionLevel::Off)
+            .budget(RetryBudget::new(0.0, 20.0, 0)),
+    );
+
+    let connected = connect(&mut svc, server.request(EncryptionLevel::Off))
+        .await
+        .expect("the retry connects");
+    let attempts = connected.attempts();
+    assert_eq!(attempts.len(), 2);
+    let waited = match attempts[0].decision() {
+        Some(tiberius_tower::Decision::Retry { delay, .. }) => *delay,
+        other => panic!("a retry, not {other:?}"),
+    };
+    assert!(
+        waited >= std::time::Duration::from_millis(25),
+        "backoff plus the wait for a token: {waited:?}"
+    );
+
+    let trace = ConnectTrace::find(&pipeline.spans());
+    assert_connect_span(&trace, server.port(), EncryptionLevel::Off);
+    assert_eq!(trace.connect.status, Status::Unset);
+    assert_eq!(trace.attempts.len(), 2);
+    assert_attempt_failed(&trace.attempts[0], "transient_reset", "retry");
+    assert_attempt_connected(&trace.attempts[1], EncryptionLevel::Off);
+    assert_eq!(int(&trace.attempts[1], "mssql.retry"), 1);
+    assert_eq!(
+        int(&trace.attempts[1], "mssql.backoff.delay_ms"),
+        i64::try_from(waited.as_millis()).expect("small"),
+        "the span and the record agree"
+    );
+    assert!(
+        trace.attempts[0].end_time <= trace.attempts[1].start_time,
+        "the waiting attempt's span ends when its retry is decided"
+    );
+    server.stop().await;
+}
+
 /// A Strict client against a server without TDS 8.0, as SQL Server 2019
 /// behaves: silence after the ClientHello (the emulator's default, asked for
 /// here by name), then one plaintext PRELOGIN check that the server answers.
