@@ -94,8 +94,9 @@ impl Attempt {
         self.strict_probe
     }
 
-    /// The backoff delay slept before this attempt (zero for the first
-    /// attempt, upgrades, the probe and redirects).
+    /// The delay slept before this attempt (zero for the first attempt,
+    /// upgrades, the probe and redirects): the backoff delay, plus the wait
+    /// for a retry token when the shared budget was empty.
     pub fn delay(&self) -> Duration {
         self.delay
     }

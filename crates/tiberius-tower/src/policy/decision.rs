@@ -14,7 +14,9 @@ pub enum Decision {
     /// The same request again after `delay`, at `encryption` (usually
     /// unchanged; after a failed Strict probe, the level held before it).
     Retry {
-        /// Backoff delay, jitter included.
+        /// Backoff delay, jitter included, plus the wait for a token of the
+        /// retry budget when it was empty (the retry was decided when the
+        /// token came).
         delay: Duration,
         /// Level of the next attempt.
         encryption: EncryptionLevel,
