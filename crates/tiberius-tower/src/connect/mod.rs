@@ -133,14 +133,15 @@ async fn attempt(request: ConnectRequest) -> Result<Observed<TdsClient>, Attempt
             ));
         }
     };
-    let tcp_time = Some(started.elapsed());
+    // One clock read ends the TCP phase and starts the handshake.
+    let handshake_started = Instant::now();
+    let tcp_time = Some(handshake_started.duration_since(started));
     // TDS is strictly request/response; Nagle would hold the last segment of
     // each handshake flight for a delayed ACK.
     let _ = tcp.set_nodelay(true);
 
     let observer = Arc::new(SharedObserver::default());
     let stream = ObservedStream::new(tcp, Arc::clone(&observer)).compat_write();
-    let handshake_started = Instant::now();
     let handshake_until = until(
         handshake_started,
         request.handshake_timeout(),
@@ -151,8 +152,15 @@ async fn attempt(request: ConnectRequest) -> Result<Observed<TdsClient>, Attempt
         .map(|timeout| until(handshake_started, timeout, Some(handshake_until)));
     // The attempt owns its request: the configuration is moved, not copied.
     let config = request.into_tiberius_config();
-    let handshake = AssertUnwindSafe(tiberius::Client::connect(config, stream)).catch_unwind();
-    let outcome = bounded(handshake, handshake_until, silence, &observer).await;
+    // tiberius's handshake future is large (tens of KiB). Boxed once here and
+    // polled in place, it is copied once; held by value, every move (into
+    // `catch_unwind`, into the bound, into this future's state and into the
+    // box `Connector::call` returns) copied all of it, which cost more
+    // instructions per connect than the rest of the middleware together.
+    let mut handshake =
+        Box::pin(AssertUnwindSafe(tiberius::Client::connect(config, stream)).catch_unwind());
+    let outcome = bounded(handshake.as_mut(), handshake_until, silence, &observer).await;
+    drop(handshake);
     let handshake_time = Some(handshake_started.elapsed());
 
     let failure = match outcome {
@@ -181,14 +189,14 @@ enum Bounded<T> {
 }
 
 /// Runs `work` until `until`; if `silence` is set and the server has sent
-/// nothing by then, ends it there (the attempt is dropped with its socket).
-async fn bounded<F: Future>(
-    work: F,
+/// nothing by then, ends it there (the caller drops the attempt with its
+/// socket).
+async fn bounded<F: Future + ?Sized>(
+    mut work: Pin<&mut F>,
     until: Instant,
     silence: Option<Instant>,
     observer: &SharedObserver,
 ) -> Bounded<F::Output> {
-    let mut work = std::pin::pin!(work);
     if let Some(silence) = silence.filter(|s| *s < until) {
         match tokio::time::timeout_at(silence, work.as_mut()).await {
             Ok(done) => return Bounded::Done(done),

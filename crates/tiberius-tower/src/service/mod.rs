@@ -3,7 +3,6 @@
 
 mod layer;
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -20,7 +19,7 @@ use crate::level::EncryptionLevel;
 use crate::policy::plan::{Plan, Step};
 use crate::policy::{Attempt, ConnectPolicy};
 use crate::request::ConnectRequest;
-use crate::telemetry::{self, ConnectFacts, MetricsSink};
+use crate::telemetry::{self, MetricsSink};
 
 pub use layer::PreloginLayer;
 
@@ -157,12 +156,12 @@ where
     S::Error: Into<BoxError>,
 {
     let started = Instant::now();
-    let facts = metrics.is_on().then(|| ConnectFacts::of(&request));
+    let facts = metrics.connect_facts(&request);
     let mut plan = Plan::new(policy, request, started);
     telemetry::record_memory(&connect_span, plan.memory_applied());
 
     // Attempt spans stay open until their record is settled (in order).
-    let mut open: VecDeque<Span> = VecDeque::new();
+    let mut open = telemetry::OpenSpans::default();
     let mut client = None;
     let mut step = Step::Attempt;
     loop {
@@ -177,19 +176,20 @@ where
                     telemetry::attempt_span(&connect_span, plan.request(), plan.next_attempt());
                 let began = Instant::now();
                 let request = plan.request().clone();
-                let produced = attempt(&mut inner, request, plan.deadline())
+                let produced = attempt(&mut inner, request, began, plan.deadline())
                     .instrument(span.clone())
                     .await;
-                open.push_back(span);
+                open.push(span);
                 let produced = produced.map(|observed| {
                     let (connected, observation) = observed.into_parts();
                     client = Some(connected);
                     observation
                 });
-                if let (Err(error), Some(span)) = (&produced, open.back()) {
+                if let (Err(error), Some(span)) = (&produced, open.newest()) {
                     telemetry::record_failure(span, error);
                 }
-                plan.step(produced, began.elapsed(), Instant::now())
+                let ended = Instant::now();
+                plan.step(produced, ended.duration_since(began), ended)
             }
             Step::AwaitBudget => {
                 let began = Instant::now();
@@ -219,7 +219,7 @@ where
             Step::Connected | Step::Stopped => break,
         };
         for record in plan.newly_settled() {
-            if let Some(span) = open.pop_front() {
+            if let Some(span) = open.pop_oldest() {
                 telemetry::record_settled(&span, record);
             }
             metrics.count_attempt(record);
@@ -257,6 +257,7 @@ where
 async fn attempt<S, C>(
     inner: &mut S,
     request: ConnectRequest,
+    started: Instant,
     deadline: Instant,
 ) -> Result<Observed<C>, AttemptError>
 where
@@ -264,7 +265,6 @@ where
     S::Error: Into<BoxError>,
 {
     let level = request.encryption();
-    let started = Instant::now();
     let work = async {
         let ready = inner.ready().await?;
         ready.call(request).await

@@ -14,12 +14,14 @@ pub mod attributes;
 #[cfg(feature = "metrics")]
 pub(crate) mod metrics;
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
-use tds_handshake::Direction;
+use tds_handshake::{Direction, Phase};
 use tracing::Span;
 use tracing::field::{Empty, display};
 
+use crate::cause::Cause;
 use crate::connect::AttemptError;
 use crate::error::ConnectError;
 use crate::level::EncryptionLevel;
@@ -34,13 +36,14 @@ pub(crate) use metrics::MetricsSink;
 
 /// The span of one logical connect, entered for its whole duration.
 pub(crate) fn connect_span(request: &ConnectRequest) -> Span {
-    let span = tracing::info_span!(
+    tracing::info_span!(
         attr::SPAN_CONNECT,
         { attr::OTEL_KIND } = "client",
         { attr::DB_SYSTEM_NAME } = "microsoft.sql_server",
         { attr::SERVER_ADDRESS } = request.host(),
         { attr::SERVER_PORT } = i64::from(request.port()),
-        { attr::DB_NAMESPACE } = Empty,
+        // An absent database is an absent attribute, not an empty string.
+        { attr::DB_NAMESPACE } = request.database(),
         { attr::ENCRYPTION_REQUESTED } = request.encryption().as_str(),
         { attr::ENCRYPTION_FINAL } = Empty,
         { attr::MEMORY_APPLIED } = Empty,
@@ -52,12 +55,40 @@ pub(crate) fn connect_span(request: &ConnectRequest) -> Span {
         { attr::ERROR_TYPE } = Empty,
         { attr::OTEL_STATUS_CODE } = Empty,
         { attr::OTEL_STATUS_DESCRIPTION } = Empty,
-    );
-    // An absent database is an absent attribute, not an empty string.
-    if let Some(database) = request.database() {
-        span.record(attr::DB_NAMESPACE, database);
+    )
+}
+
+/// The attempt spans whose records are not settled yet, oldest first.
+///
+/// A span stays open until the plan settles its record, which for most
+/// attempts is right after the attempt; only the attempt that triggered the
+/// Strict probe, or a silent TLS-first one, waits for the next step. So the
+/// first span is held inline and a clean connect allocates nothing here.
+#[derive(Debug, Default)]
+pub(crate) struct OpenSpans {
+    oldest: Option<Span>,
+    newer: VecDeque<Span>,
+}
+
+impl OpenSpans {
+    /// Adds the span of the attempt just made.
+    pub(crate) fn push(&mut self, span: Span) {
+        if self.oldest.is_none() && self.newer.is_empty() {
+            self.oldest = Some(span);
+        } else {
+            self.newer.push_back(span);
+        }
     }
-    span
+
+    /// The span of the attempt made last.
+    pub(crate) fn newest(&self) -> Option<&Span> {
+        self.newer.back().or(self.oldest.as_ref())
+    }
+
+    /// Takes the oldest span, whose record is the next to settle.
+    pub(crate) fn pop_oldest(&mut self) -> Option<Span> {
+        self.oldest.take().or_else(|| self.newer.pop_front())
+    }
 }
 
 /// Counts as `i64`: `tracing-opentelemetry` has no unsigned visitor and
@@ -108,47 +139,40 @@ pub(crate) fn record_failure(span: &Span, error: &AttemptError) {
 }
 
 /// Records an attempt's settled record: what the wire showed, the cause and
-/// what the policy decided.
+/// what the policy decided, in one batch (one `on_record` for the
+/// subscriber; `None`s are not recorded).
 pub(crate) fn record_settled(span: &Span, record: &Attempt) {
-    if let Some(phase) = record.phase() {
-        span.record(attr::PHASE, phase.name());
-    }
-    if let Some(offered) = record.offered() {
-        span.record(attr::PRELOGIN_OFFERED, i64::from(offered.0));
-    }
-    if let Some(replied) = record.replied() {
-        span.record(attr::PRELOGIN_REPLIED, i64::from(replied.0));
-    }
-    if let Some((description, sender)) = record.tls_alert() {
-        span.record(attr::TLS_ALERT, i64::from(description));
-        span.record(
-            attr::TLS_ALERT_SENDER,
-            match sender {
-                Direction::ServerToClient => "server",
-                Direction::ClientToServer => "client",
-            },
-        );
-    }
-    let Some(cause) = record.cause() else {
-        return;
-    };
-    span.record(attr::PRELOGIN_CAUSE, cause.as_str());
-    span.record(attr::ERROR_TYPE, cause.as_str());
-    span.record(attr::OTEL_STATUS_CODE, "ERROR");
-    if let Some(code) = record.response_status_code() {
-        span.record(attr::DB_RESPONSE_STATUS_CODE, display(code));
-    }
-    if let Some(decision) = record.decision() {
-        span.record(attr::DECISION, decision.as_str());
-        let to = match decision {
-            Decision::Upgrade { to } => Some(*to),
-            Decision::ProbeStrict => Some(EncryptionLevel::Strict),
-            _ => None,
-        };
-        if let Some(to) = to {
-            span.record(attr::UPGRADE_FROM, record.encryption().as_str());
-            span.record(attr::UPGRADE_TO, to.as_str());
-        }
+    let alert = record.tls_alert();
+    let cause = record.cause().map(Cause::as_str);
+    // A record without a cause logged in: no status, decision or upgrade.
+    let decision = record.decision().filter(|_| cause.is_some());
+    let upgraded_to = decision.and_then(|decision| match decision {
+        Decision::Upgrade { to } => Some(*to),
+        Decision::ProbeStrict => Some(EncryptionLevel::Strict),
+        _ => None,
+    });
+    let status_code = record.response_status_code().filter(|_| cause.is_some());
+    tracing::record_all!(
+        span,
+        { attr::PHASE } = record.phase().map(Phase::name),
+        { attr::PRELOGIN_OFFERED } = record.offered().map(|e| i64::from(e.0)),
+        { attr::PRELOGIN_REPLIED } = record.replied().map(|e| i64::from(e.0)),
+        { attr::TLS_ALERT } = alert.map(|(description, _)| i64::from(description)),
+        { attr::TLS_ALERT_SENDER } = alert.map(|(_, sender)| sender_name(sender)),
+        { attr::PRELOGIN_CAUSE } = cause,
+        { attr::ERROR_TYPE } = cause,
+        { attr::OTEL_STATUS_CODE } = cause.map(|_| "ERROR"),
+        { attr::DB_RESPONSE_STATUS_CODE } = status_code.map(display),
+        { attr::DECISION } = decision.map(Decision::as_str),
+        { attr::UPGRADE_FROM } = upgraded_to.map(|_| record.encryption().as_str()),
+        { attr::UPGRADE_TO } = upgraded_to.map(EncryptionLevel::as_str),
+    );
+}
+
+fn sender_name(sender: Direction) -> &'static str {
+    match sender {
+        Direction::ServerToClient => "server",
+        Direction::ClientToServer => "client",
     }
 }
 
@@ -157,64 +181,41 @@ pub(crate) fn record_memory(span: &Span, applied: bool) {
     span.record(attr::MEMORY_APPLIED, applied);
 }
 
-/// Records a successful connect. The status stays unset: OpenTelemetry
-/// asks instrumentation to leave it so on success.
+/// Records a successful connect, in one batch. The status stays unset:
+/// OpenTelemetry asks instrumentation to leave it so on success.
 pub(crate) fn record_connected(span: &Span, history: &[Attempt]) {
-    span.record(attr::ATTEMPTS, int(history.len()));
-    if let Some(last) = history.last() {
-        span.record(attr::ENCRYPTION_FINAL, last.encryption().as_str());
-    }
-    if let Some(cause) = history.iter().rev().find_map(Attempt::cause) {
-        span.record(attr::PRELOGIN_CAUSE, cause.as_str());
-    }
+    let recovered_from = history.iter().rev().find_map(Attempt::cause);
+    tracing::record_all!(
+        span,
+        { attr::ATTEMPTS } = int(history.len()),
+        { attr::ENCRYPTION_FINAL } = history.last().map(|last| last.encryption().as_str()),
+        { attr::PRELOGIN_CAUSE } = recovered_from.map(Cause::as_str),
+    );
 }
 
-/// Records a failed connect: the cause as `error.type`, status ERROR, and
-/// the last attempt's response status code.
+/// Records a failed connect, in one batch: the cause as `error.type`,
+/// status ERROR, and the last attempt's response status code.
 pub(crate) fn record_failed(span: &Span, error: &ConnectError) {
     let cause = error.cause().as_str();
-    span.record(attr::ATTEMPTS, int(error.attempts().len()));
-    span.record(attr::PRELOGIN_CAUSE, cause);
-    span.record(attr::ERROR_TYPE, cause);
-    span.record(attr::STOP_REASON, error.stop_reason().as_str());
-    span.record(attr::BUDGET_EXHAUSTED, error.budget_exhausted());
-    span.record(attr::OTEL_STATUS_CODE, "ERROR");
-    span.record(
-        attr::OTEL_STATUS_DESCRIPTION,
-        format_args!(
+    let attempts = error.attempts();
+    let last = attempts.last();
+    tracing::record_all!(
+        span,
+        { attr::ATTEMPTS } = int(attempts.len()),
+        { attr::PRELOGIN_CAUSE } = cause,
+        { attr::ERROR_TYPE } = cause,
+        { attr::STOP_REASON } = error.stop_reason().as_str(),
+        { attr::BUDGET_EXHAUSTED } = error.budget_exhausted(),
+        { attr::OTEL_STATUS_CODE } = "ERROR",
+        { attr::OTEL_STATUS_DESCRIPTION } = format_args!(
             "{cause} ({}) after {} attempt(s)",
             error.stop_reason().as_str(),
-            error.attempts().len()
+            attempts.len()
         ),
+        { attr::ENCRYPTION_FINAL } = last.map(|last| last.encryption().as_str()),
+        { attr::DB_RESPONSE_STATUS_CODE } =
+            last.and_then(Attempt::response_status_code).map(display),
     );
-    if let Some(last) = error.attempts().last() {
-        span.record(attr::ENCRYPTION_FINAL, last.encryption().as_str());
-        if let Some(code) = last.response_status_code() {
-            span.record(attr::DB_RESPONSE_STATUS_CODE, display(code));
-        }
-    }
-}
-
-/// What the create-time histogram is told about a connect: the endpoint as
-/// the user asked for it.
-#[derive(Debug)]
-pub(crate) struct ConnectFacts {
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) host: String,
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) port: u16,
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) database: Option<String>,
-}
-
-impl ConnectFacts {
-    pub(crate) fn of(request: &ConnectRequest) -> Self {
-        ConnectFacts {
-            host: request.host().to_owned(),
-            port: request.port(),
-            database: request.database().map(str::to_owned),
-        }
-    }
 }
 
 /// Without the `metrics` feature there is nowhere to send measurements. (A
@@ -225,10 +226,15 @@ pub(crate) struct MetricsSink {
     _nothing: (),
 }
 
+/// Without the `metrics` feature no connect has anything to measure.
+#[cfg(not(feature = "metrics"))]
+#[derive(Debug)]
+pub(crate) enum ConnectFacts {}
+
 #[cfg(not(feature = "metrics"))]
 impl MetricsSink {
-    pub(crate) fn is_on(&self) -> bool {
-        false
+    pub(crate) fn connect_facts(&self, _request: &ConnectRequest) -> Option<ConnectFacts> {
+        None
     }
 
     pub(crate) fn count_attempt(&self, _record: &Attempt) {}
@@ -237,7 +243,7 @@ impl MetricsSink {
         &self,
         _facts: &ConnectFacts,
         _elapsed: Duration,
-        _failed: Option<crate::Cause>,
+        _failed: Option<Cause>,
     ) {
     }
 }
