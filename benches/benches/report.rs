@@ -19,8 +19,13 @@
 //!   `ConnectPolicy::new()`, metrics off, no subscriber vs bare tiberius;
 //! - `connect_telemetry`: the layer with telemetry on
 //!   (`tracing-opentelemetry` into an SDK tracer provider with a discarding
-//!   batch exporter, SDK metrics) vs bare tiberius;
+//!   batch exporter, SDK metrics, the subscriber filtered at INFO as in
+//!   production) vs bare tiberius;
 //! - `telemetry_on_top`: the same layer with telemetry on vs off;
+//! - `connect_all_events` (last, so its unfiltered subscriber never shares
+//!   the process with the others): as `connect_telemetry` with no level
+//!   filter, so tiberius's DEBUG and TRACE events become span events of the
+//!   attempt span (a debugging setup), vs bare tiberius;
 //! - `throughput`: `SELECT ROWS 2000 BYTES 4000` on a connected client,
 //!   `Client<Compat<ObservedStream>>` vs `Client<Compat<TcpStream>>`; the
 //!   ratio is throughput observed / bare = time(bare) / time(observed);
@@ -212,7 +217,15 @@ fn profile(variant: &str, count: usize) {
             });
             telemetry.shutdown();
         }
-        other => panic!("--profile takes bare, layer or telemetry, not {other}"),
+        "all_events" => {
+            let telemetry = Telemetry::all_events();
+            let mut svc = telemetry.layered(ConnectPolicy::new());
+            tracing::dispatcher::with_default(&telemetry.dispatch, || {
+                (0..count).for_each(|_| connect_through(&client, &mut svc, &request));
+            });
+            telemetry.shutdown();
+        }
+        other => panic!("--profile takes bare, layer, telemetry or all_events, not {other}"),
     }
     server.stop(&server_rt);
     println!("profiled {count} connects of {variant}");
@@ -338,6 +351,35 @@ fn main() {
 
     if wanted("force") || wanted("strict") {
         upgrades(&server_rt, &client, &wanted, &rounds);
+    }
+
+    if wanted("connect_all_events") {
+        let off = Server::start(
+            &server_rt,
+            EmulatorConfig::new().encryption(EncryptionSetting::Off),
+            "report-all-events",
+        );
+        let request = off.request(EncryptionLevel::Off);
+        let telemetry = Telemetry::all_events();
+        let mut traced = telemetry.layered(ConnectPolicy::new());
+        let dispatch = telemetry.dispatch.clone();
+        let n = rounds(400);
+        let r = interleave(n, 4, false, &mut || bare(&client, &request), &mut || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                connect_through(&client, &mut traced, &request)
+            })
+        });
+        row(
+            "connect_all_events",
+            Goal::AtMost(1.02),
+            &r,
+            4,
+            "bare",
+            "layer + telemetry, no level filter",
+        );
+        drop(traced);
+        telemetry.shutdown();
+        off.stop(&server_rt);
     }
 }
 

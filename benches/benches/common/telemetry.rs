@@ -2,6 +2,12 @@
 //! `tracing-opentelemetry` into an SDK tracer provider (batch processor, an
 //! exporter that discards), plus the metrics through an SDK meter provider
 //! (periodic reader, in-memory exporter).
+//!
+//! Two subscribers: [`Telemetry::new`] filters at INFO, the level production
+//! services run at (this crate's spans are INFO; tiberius's own DEBUG and
+//! TRACE events are then off at their call sites); [`Telemetry::all_events`]
+//! has no filter, so every event of the driver at every level becomes a span
+//! event of the attempt span, as when debugging.
 
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
@@ -11,6 +17,7 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tiberius_tower::ConnectMetrics;
 use tiberius_tower::{ConnectPolicy, Connector, Prelogin, PreloginLayer};
 use tower::ServiceBuilder;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 
 /// A span exporter that drops everything: the cost measured is the
@@ -35,9 +42,19 @@ pub(crate) struct Telemetry {
 }
 
 impl Telemetry {
-    /// Builds the pipeline. Build it only after the telemetry-off runs, so
-    /// those never saw a subscriber exist.
+    /// Builds the pipeline, filtered at INFO. Build it only after the
+    /// telemetry-off runs, so those never saw a subscriber exist.
     pub(crate) fn new() -> Telemetry {
+        Telemetry::build(Some(LevelFilter::INFO))
+    }
+
+    /// Builds the pipeline with no level filter: every event of every level
+    /// reaches `tracing-opentelemetry`.
+    pub(crate) fn all_events() -> Telemetry {
+        Telemetry::build(None)
+    }
+
+    fn build(filter: Option<LevelFilter>) -> Telemetry {
         let tracer_provider = SdkTracerProvider::builder()
             .with_batch_exporter(Discard)
             .build();
@@ -46,6 +63,7 @@ impl Telemetry {
             .build();
         let dispatch = tracing::Dispatch::new(
             tracing_subscriber::registry()
+                .with(filter)
                 .with(tracing_opentelemetry::layer().with_tracer(tracer_provider.tracer("bench"))),
         );
         Telemetry {
