@@ -209,16 +209,12 @@ fn profile(variant: &str, count: usize) {
             let mut svc = layered(ConnectPolicy::new());
             (0..count).for_each(|_| connect_through(&client, &mut svc, &request));
         }
-        "telemetry" => {
-            let telemetry = Telemetry::new();
-            let mut svc = telemetry.layered(ConnectPolicy::new());
-            tracing::dispatcher::with_default(&telemetry.dispatch, || {
-                (0..count).for_each(|_| connect_through(&client, &mut svc, &request));
-            });
-            telemetry.shutdown();
-        }
-        "all_events" => {
-            let telemetry = Telemetry::all_events();
+        "telemetry" | "all_events" => {
+            let telemetry = if variant == "telemetry" {
+                Telemetry::new()
+            } else {
+                Telemetry::all_events()
+            };
             let mut svc = telemetry.layered(ConnectPolicy::new());
             tracing::dispatcher::with_default(&telemetry.dispatch, || {
                 (0..count).for_each(|_| connect_through(&client, &mut svc, &request));
