@@ -6,14 +6,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Server, WALL_CLOCK, base_config, fast_policy, select_one, service};
+use common::{
+    Server, WALL_CLOCK, base_config, fast_policy, select_one, server_bytes_of_clean_connect,
+    service,
+};
 use tds_emulator::{
     BrowserInstance, BrowserResponder, EncryptionSetting, Fault, Schedule, StallPhase,
 };
 use tiberius_tower::{
-    Cause, ConnectRequest, ConnectionString, Connector, EncryptionLevel, RequestError, SqlBrowser,
+    Cause, ConnectRequest, ConnectionString, EncryptionLevel, RequestError, SqlBrowser,
 };
-use tower::ServiceExt;
 
 fn string_for(server: &Server, rest: &str) -> String {
     format!(
@@ -180,23 +182,6 @@ fn mistakes_name_the_keyword_and_never_the_value() {
         ConnectRequest::from_ado_string(&format!("{base}{rest}"))
             .unwrap_or_else(|e| panic!("{rest}: {e}"));
     }
-}
-
-/// What the server sends in a clean connect at Off (the emulator's
-/// defaults), from the connector's own observation.
-async fn server_bytes_of_clean_connect() -> u64 {
-    let server = Server::with_setting(EncryptionSetting::Off).await;
-    let observed = tokio::time::timeout(
-        WALL_CLOCK,
-        Connector::new().oneshot(server.request(EncryptionLevel::Off)),
-    )
-    .await
-    .expect("bounded")
-    .expect("clean connect");
-    let bytes = observed.observation().expect("observed").server_bytes;
-    drop(observed);
-    server.stop().await;
-    bytes
 }
 
 /// A server with its SQL Browser: the emulator's responder on a UDP port of

@@ -8,12 +8,14 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Server, WALL_CLOCK, base_config, fast_policy, select_one, service};
+use common::{
+    Server, WALL_CLOCK, base_config, fast_policy, select_one, server_bytes_of_clean_connect,
+    service,
+};
 use futures_util::StreamExt;
 use tds_emulator::{EmulatorConfig, EncryptionSetting, Fault, Schedule};
 use tiberius_tower::pool::{Bb8Pool, PoolConnector};
 use tiberius_tower::{Cause, Connector, EncryptionLevel, Prelogin, RetryBudget};
-use tower::ServiceExt;
 
 type Svc = Prelogin<Connector>;
 
@@ -213,21 +215,4 @@ async fn a_restarted_server_is_detected_and_its_connections_replaced() {
     assert_eq!(pool.pool().state().statistics.connections_closed_invalid, 4);
     restarted.stop().await;
     let _ = std::fs::remove_file(&ca);
-}
-
-/// What the server sends in a clean connect at Off (the emulator's
-/// defaults), from the connector's own observation.
-async fn server_bytes_of_clean_connect() -> u64 {
-    let server = Server::with_setting(EncryptionSetting::Off).await;
-    let observed = tokio::time::timeout(
-        WALL_CLOCK,
-        Connector::new().oneshot(server.request(EncryptionLevel::Off)),
-    )
-    .await
-    .expect("bounded")
-    .expect("clean connect");
-    let bytes = observed.observation().expect("observed").server_bytes;
-    drop(observed);
-    server.stop().await;
-    bytes
 }

@@ -182,6 +182,23 @@ pub enum Side {
     Server,
 }
 
+/// What the server sends in a clean connect at Off (the emulator's
+/// defaults), from the connector's own observation.
+pub async fn server_bytes_of_clean_connect() -> u64 {
+    let server = Server::with_setting(EncryptionSetting::Off).await;
+    let observed = tokio::time::timeout(
+        WALL_CLOCK,
+        Connector::new().oneshot(server.request(EncryptionLevel::Off)),
+    )
+    .await
+    .expect("bounded")
+    .expect("clean connect");
+    let bytes = observed.observation().expect("observed").server_bytes;
+    drop(observed);
+    server.stop().await;
+    bytes
+}
+
 /// The bytes of one relayed connection, both directions, in the order the
 /// relay read them (a chunk is recorded before it is forwarded, so an answer
 /// is always recorded after what it answers).
