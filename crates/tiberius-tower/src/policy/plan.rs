@@ -131,8 +131,6 @@ pub(crate) struct Plan {
     next_delay: Duration,
     /// What of that delay the service still has to sleep.
     next_sleep: Duration,
-    /// The retry just admitted must wait for the budget.
-    budget_wait: bool,
     check_until: Instant,
 
     started: usize,
@@ -183,7 +181,6 @@ impl Plan {
             next_probe: false,
             next_delay: Duration::ZERO,
             next_sleep: Duration::ZERO,
-            budget_wait: false,
             check_until: deadline,
             started: 0,
             retries: 0,
@@ -341,10 +338,9 @@ impl Plan {
             }
         } else {
             // Silent on both: a stall, not the server's posture.
-            let retry = self.retry(Cause::Timeout);
-            self.admit(retry, Cause::Timeout, now)
+            self.retry(Cause::Timeout)
         };
-        self.settle(record, decision)
+        self.conclude(record, decision, Cause::Timeout, now)
     }
 
     /// Takes the budget's answer to a retry that waited for it, `waited`
@@ -356,7 +352,6 @@ impl Plan {
             self.stop = Some((Cause::Unknown, StopReason::Deterministic));
             return Step::Stopped;
         };
-        self.budget_wait = false;
         let decision = if granted {
             Decision::Retry {
                 delay: waited,
@@ -378,8 +373,7 @@ impl Plan {
         let cause = failure.verdict.cause;
         if record.strict_probe {
             let (decision, cause) = self.after_probe(failure);
-            let decision = self.admit(decision, cause, now);
-            return self.settle(record, decision);
+            return self.conclude(record, decision, cause, now);
         }
         if cause == Cause::Timeout
             && failure.verdict.silent_after_tls_first
@@ -402,8 +396,7 @@ impl Plan {
             return Step::CheckPlaintext;
         }
         let decision = self.decide(&record, failure);
-        let decision = self.admit(decision, cause, now);
-        self.settle(record, decision)
+        self.conclude(record, decision, cause, now)
     }
 
     /// The decision for a failed attempt that is not the Strict probe.
@@ -521,43 +514,50 @@ impl Plan {
         Decision::Redirect { host, port }
     }
 
-    /// The bounds every next attempt passes, in order: the attempts cap, the
-    /// deadline (an attempt that would start at or after it is not made: it
-    /// could not run), and for a retry the shared budget, withdrawn last so
-    /// a stop never spends it. A retry that finds the budget empty waits for
-    /// a token (see [`Step::AwaitBudget`]) unless nothing could refill it.
-    fn admit(&mut self, decision: Decision, cause: Cause, now: Instant) -> Decision {
+    /// Passes `decision` through the bounds every next attempt passes, in
+    /// order: the attempts cap, the deadline (an attempt that would start at
+    /// or after it is not made: it could not run), and for a retry the shared
+    /// budget, withdrawn last so a stop never spends it; then settles the
+    /// record with it. A retry that finds the budget empty leaves the record
+    /// pending and waits for a token ([`Step::AwaitBudget`]), unless nothing
+    /// could refill the budget.
+    fn conclude(
+        &mut self,
+        record: Attempt,
+        decision: Decision,
+        cause: Cause,
+        now: Instant,
+    ) -> Step {
         let stop = |reason| Decision::Stop { cause, reason };
-        if matches!(decision, Decision::Stop { .. }) {
-            return decision;
-        }
-        if self.started >= self.policy.max_attempts {
-            return stop(StopReason::AttemptsExhausted);
-        }
-        if now
+        let decision = if matches!(decision, Decision::Stop { .. }) {
+            decision
+        } else if self.started >= self.policy.max_attempts {
+            stop(StopReason::AttemptsExhausted)
+        } else if now
             .checked_add(decision.delay())
             .is_none_or(|start| start >= self.deadline)
         {
-            return stop(StopReason::DeadlineExceeded);
-        }
-        if matches!(decision, Decision::Retry { .. }) && !self.policy.budget.withdraw() {
-            if !self.policy.budget.can_refill() {
-                return stop(StopReason::BudgetExhausted);
+            stop(StopReason::DeadlineExceeded)
+        } else if let Decision::Retry { delay, encryption } = decision {
+            if self.policy.budget.withdraw() {
+                decision
+            } else if self.policy.budget.can_refill() {
+                // Decided once the budget answers (`budget_answered`).
+                self.next_sleep = delay;
+                self.pending = Some(Pending::Budget(record, encryption));
+                return Step::AwaitBudget;
+            } else {
+                stop(StopReason::BudgetExhausted)
             }
-            self.budget_wait = true;
-        }
-        decision
+        } else {
+            decision
+        };
+        self.settle(record, decision)
     }
 
     /// Writes the decision into the record, carries it out on the request,
     /// and keeps the record (pending, when the probe will settle it).
     fn settle(&mut self, mut record: Attempt, decision: Decision) -> Step {
-        if let (true, Decision::Retry { delay, encryption }) = (self.budget_wait, &decision) {
-            // Decided once the budget answers (`budget_answered`).
-            self.next_sleep = *delay;
-            self.pending = Some(Pending::Budget(record, *encryption));
-            return Step::AwaitBudget;
-        }
         record.decision = Some(decision.clone());
         self.next_probe = false;
         self.next_delay = Duration::ZERO;
