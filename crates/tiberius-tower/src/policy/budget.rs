@@ -112,21 +112,16 @@ impl RetryBudget {
         } else {
             start
         };
-        let budget = RetryBudget {
+        RetryBudget {
             deposit,
             refill_every,
             max_balance,
             state: Mutex::new(BudgetState {
                 balance: start,
-                next_refill: Instant::now(),
+                next_refill: after_interval(refill_every, Instant::now()),
             }),
             freed: Notify::new(),
-        };
-        {
-            let mut state = budget.lock();
-            state.next_refill = budget.after_interval(state.next_refill);
         }
-        budget
     }
 
     /// A budget that never allows a retry (useful to turn retries off while
@@ -223,23 +218,12 @@ impl RetryBudget {
             if state.balance >= self.max_balance {
                 // Full: nothing to add until something is spent, and a long
                 // quiet period must not be walked one interval at a time.
-                state.next_refill = self.after_interval(now);
+                state.next_refill = after_interval(self.refill_every, now);
                 break;
             }
             state.balance = (state.balance + SCALE).min(self.max_balance);
-            state.next_refill = self.after_interval(state.next_refill);
+            state.next_refill = after_interval(self.refill_every, state.next_refill);
         }
-    }
-
-    /// The arrival of the steady token after one at `from`: the mean
-    /// interval times a uniform draw in [0.5, 1.5).
-    fn after_interval(&self, from: Instant) -> Instant {
-        let Some(every) = self.refill_every else {
-            return from;
-        };
-        let interval = every.mul_f64(0.5 + fastrand::f64());
-        from.checked_add(interval.max(Duration::from_micros(1)))
-            .unwrap_or(from)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BudgetState> {
@@ -249,6 +233,18 @@ impl RetryBudget {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The arrival of the steady token after one at `from`: the mean interval
+/// `every` times a uniform draw in [0.5, 1.5) (`from` itself when nothing
+/// refills).
+fn after_interval(every: Option<Duration>, from: Instant) -> Instant {
+    let Some(every) = every else {
+        return from;
+    };
+    let interval = every.mul_f64(0.5 + fastrand::f64());
+    from.checked_add(interval.max(Duration::from_micros(1)))
+        .unwrap_or(from)
 }
 
 impl Default for RetryBudget {
