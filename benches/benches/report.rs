@@ -46,12 +46,14 @@ mod common;
 use std::time::Instant;
 
 use tds_emulator::{EmulatorConfig, EncryptionSetting};
-use tiberius_tower::{ConnectPolicy, ConnectRequest, Connector, EncryptionLevel, Prelogin};
+use tiberius_tower::{ConnectPolicy, ConnectRequest, EncryptionLevel};
 use tokio::runtime::Runtime;
 use tower::{Service, ServiceExt};
 
 use common::telemetry::Telemetry;
-use common::{Server, bare_connect, client_runtime, connect_through, layered, server_runtime};
+use common::{
+    Server, bare_connect, client_runtime, connect_checked, connect_through, layered, server_runtime,
+};
 
 /// Which side of the goal is good.
 #[derive(Clone, Copy)]
@@ -166,24 +168,6 @@ fn arg_value(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     let at = args.iter().position(|a| a == name)?;
     args.get(at + 1).cloned()
-}
-
-/// One connect through `svc`; checks the attempts and level it took.
-fn connect_checked(
-    client: &Runtime,
-    svc: &mut Prelogin<Connector>,
-    request: &ConnectRequest,
-) -> (usize, EncryptionLevel) {
-    client.block_on(async {
-        let connected = svc
-            .ready()
-            .await
-            .expect("ready")
-            .call(request.clone())
-            .await
-            .expect("connects");
-        (connected.attempts().len(), connected.encryption())
-    })
 }
 
 fn bare(client: &Runtime, request: &ConnectRequest) {

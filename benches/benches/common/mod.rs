@@ -100,13 +100,23 @@ pub(crate) fn layered(policy: ConnectPolicy) -> Prelogin<Connector> {
         .service(Connector::new())
 }
 
-/// One clean connect of `request` through `svc` on `client`; the client is
+/// One connect of `request` through `svc` on `client`; the client is
 /// dropped at once (what is measured is the connect).
 pub(crate) fn connect_through(
     client: &Runtime,
     svc: &mut Prelogin<Connector>,
     request: &ConnectRequest,
 ) {
+    connect_checked(client, svc, request);
+}
+
+/// [`connect_through`], returning the attempts the connect took and its
+/// final level, for the cases that check them.
+pub(crate) fn connect_checked(
+    client: &Runtime,
+    svc: &mut Prelogin<Connector>,
+    request: &ConnectRequest,
+) -> (usize, EncryptionLevel) {
     client.block_on(async {
         let connected = svc
             .ready()
@@ -114,9 +124,9 @@ pub(crate) fn connect_through(
             .expect("ready")
             .call(request.clone())
             .await
-            .expect("clean connect");
-        drop(connected);
-    });
+            .expect("connects");
+        (connected.attempts().len(), connected.encryption())
+    })
 }
 
 /// Bare tiberius with the request's own `tiberius::Config` (the same host,
