@@ -628,11 +628,16 @@ impl Plan {
         let Some(memory) = &self.policy.memory else {
             return;
         };
-        let last = (self.request.endpoint(), self.request.encryption());
-        for (endpoint, level) in self.redirected_from.drain(..).chain([last]) {
+        for (endpoint, level) in self.redirected_from.drain(..) {
             if level > self.configured {
                 memory.learn(endpoint, level);
             }
+        }
+        // Most connects log in at the configured level and teach nothing:
+        // the key (a lowercased copy of the host) is built only when needed.
+        let level = self.request.encryption();
+        if level > self.configured {
+            memory.learn(self.request.endpoint(), level);
         }
     }
 }
