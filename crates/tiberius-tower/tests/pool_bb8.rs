@@ -23,6 +23,13 @@ fn pool(builder: bb8::Builder<PoolConnector<Svc>>, connector: PoolConnector<Svc>
     Bb8Pool::build(builder, connector)
 }
 
+async fn get(pool: &Bb8Pool<Svc>) -> bb8::PooledConnection<'_, PoolConnector<Svc>> {
+    tokio::time::timeout(WALL_CLOCK, pool.get())
+        .await
+        .expect("bounded")
+        .expect("connection")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_encryption_pool_of_10_learns_the_upgrade_once() {
     let server = Server::with_setting(EncryptionSetting::Force).await;
@@ -34,18 +41,9 @@ async fn force_encryption_pool_of_10_learns_the_upgrade_once() {
 
     // The first connection learns the upgrade; the other nine, asked for
     // together while it is held, start where it ended.
-    let mut first = tokio::time::timeout(WALL_CLOCK, pool.get())
-        .await
-        .expect("bounded")
-        .expect("first connection");
+    let mut first = get(&pool).await;
     assert_eq!(select_one(&mut first).await, Some(1));
-    let others: Vec<_> = futures_util::future::join_all((0..9).map(|_| async {
-        tokio::time::timeout(WALL_CLOCK, pool.get())
-            .await
-            .expect("bounded")
-            .expect("connection")
-    }))
-    .await;
+    let others: Vec<_> = futures_util::future::join_all((0..9).map(|_| get(&pool))).await;
     assert_eq!(others.len(), 9);
     assert_eq!(pool.pool().state().connections, 10);
 
@@ -147,10 +145,7 @@ async fn transient_resets_are_retried_within_the_shared_budget() {
     );
     let ok = futures_util::stream::iter(0..GETS)
         .map(|_| async {
-            let mut conn = tokio::time::timeout(WALL_CLOCK, pool.get())
-                .await
-                .expect("bounded")
-                .expect("connection");
+            let mut conn = get(&pool).await;
             tokio::time::sleep(Duration::from_millis(2)).await;
             select_one(&mut conn).await
         })
@@ -185,13 +180,7 @@ async fn a_restarted_server_is_detected_and_its_connections_replaced() {
             server.request(EncryptionLevel::Required),
         ),
     );
-    let held: Vec<_> = futures_util::future::join_all((0..4).map(|_| async {
-        tokio::time::timeout(WALL_CLOCK, pool.get())
-            .await
-            .expect("bounded")
-            .expect("connection")
-    }))
-    .await;
+    let held: Vec<_> = futures_util::future::join_all((0..4).map(|_| get(&pool))).await;
     drop(held);
     assert_eq!(pool.pool().state().idle_connections, 4);
 
@@ -203,10 +192,7 @@ async fn a_restarted_server_is_detected_and_its_connections_replaced() {
     restarted.emulator.write_ca_pem(&ca).expect("CA written");
 
     for _ in 0..8 {
-        let mut conn = tokio::time::timeout(WALL_CLOCK, pool.get())
-            .await
-            .expect("bounded")
-            .expect("a replacement connection");
+        let mut conn = get(&pool).await;
         assert_eq!(select_one(&mut conn).await, Some(1));
     }
     // The four dead connections failed their checkout check; new ones came
