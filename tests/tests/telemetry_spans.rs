@@ -118,6 +118,13 @@ async fn clean_connect_is_one_client_span_with_one_internal_attempt() {
     assert_eq!(trace.attempts.len(), 1);
     let attempt = &trace.attempts[0];
     assert_attempt_connected(attempt, EncryptionLevel::NotSupported);
+    // The connect span covers its attempt: it ends when the connect
+    // returns, not before.
+    assert!(connect_span.start_time <= attempt.start_time);
+    assert!(
+        attempt.end_time <= connect_span.end_time,
+        "the connect span ends after its attempt"
+    );
     assert_eq!(int(attempt, "mssql.prelogin.offered"), 0x02);
     assert_eq!(int(attempt, "mssql.prelogin.replied"), 0x02);
     assert_eq!(int(attempt, "mssql.retry"), 0);
@@ -272,6 +279,13 @@ async fn transient_reset_then_success_records_the_retry_and_its_backoff() {
     assert!(
         attr(reset, "mssql.prelogin.replied").is_none(),
         "no reply came"
+    );
+    // Entered for the backoff sleep, the connect span is entered again for
+    // its final records, so its last exit is the end of the connect.
+    assert!(reset.end_time <= retry.start_time);
+    assert!(
+        retry.end_time <= trace.connect.end_time,
+        "the connect span ends after its last attempt"
     );
     server.stop().await;
 }

@@ -30,7 +30,7 @@ where
 }
 
 /// A `bb8::Pool` of layered connections whose [`get`](Self::get) returns the
-/// layer's [`ConnectError`] as soon as a connect fails.
+/// layer's [`ConnectError`](crate::ConnectError) as soon as a connect fails.
 ///
 /// bb8 0.9 connects in a background task: with its defaults a failed
 /// connect is retried with backoff until `connection_timeout` (30 s) and
