@@ -266,29 +266,16 @@ fn main() {
     }
 
     if wanted("telemetry") {
-        // `--no-warm-up`: the order-dependent behaviour described below, kept
-        // reproducible.
         let no_warm_up = std::env::args().any(|a| a == "--no-warm-up");
         let telemetry = Telemetry::new();
-        let mut traced = telemetry.layered(ConnectPolicy::new());
-        let dispatch = telemetry.dispatch.clone();
-        let mut on = || {
-            tracing::dispatcher::with_default(&dispatch, || {
-                connect_through(&client, &mut traced, &request)
-            })
-        };
-        // One traced connect before anything else. While this pipeline's is
-        // the only `Dispatch` in the process, tracing-core decides a
-        // callsite's interest at its first use from the *current thread's*
-        // default, and keeps it: a span or event first reached by a bare or
-        // plain connect (outside `with_default`) is then disabled for good,
-        // traced connects included. Without this connect, `--top-first`
-        // (whose first round starts with the plain layer) measured telemetry
-        // with this crate's spans off, and the default order ran tiberius's
-        // events off. A service with a global subscriber never sees this.
+        let mut traced = telemetry.traced(ConnectPolicy::new());
+        // Without the warm-up, `--top-first` (whose first round starts with
+        // the plain layer) measured telemetry with this crate's spans off,
+        // and the default order ran tiberius's events off.
         if !no_warm_up {
-            on();
+            traced.warm_up(&client, &request);
         }
+        let mut on = || traced.connect(&client, &request);
         // `--top-first` runs `telemetry_on_top` before `connect_telemetry`.
         let top_first = std::env::args().any(|a| a == "--top-first");
         let order = if top_first {
@@ -376,17 +363,11 @@ fn main() {
         );
         let request = off.request(EncryptionLevel::Off);
         let telemetry = Telemetry::all_events();
-        let mut traced = telemetry.layered(ConnectPolicy::new());
-        let dispatch = telemetry.dispatch.clone();
-        let mut on = || {
-            tracing::dispatcher::with_default(&dispatch, || {
-                connect_through(&client, &mut traced, &request)
-            })
-        };
-        // As for the other telemetry comparisons: a traced connect first, so
-        // a callsite first reached here (with `--only connect_all_events`,
-        // every one of tiberius's) is not disabled by the bare round.
-        on();
+        let mut traced = telemetry.traced(ConnectPolicy::new());
+        // With `--only connect_all_events` the bare round would be the first
+        // to reach every one of tiberius's callsites.
+        traced.warm_up(&client, &request);
+        let mut on = || traced.connect(&client, &request);
         let n = rounds(400);
         let r = interleave(n, 4, false, &mut || bare(&client, &request), &mut on);
         row(

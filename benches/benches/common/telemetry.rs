@@ -15,10 +15,13 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tiberius_tower::ConnectMetrics;
-use tiberius_tower::{ConnectPolicy, Connector, Prelogin, PreloginLayer};
+use tiberius_tower::{ConnectPolicy, ConnectRequest, Connector, Prelogin, PreloginLayer};
+use tokio::runtime::Runtime;
 use tower::ServiceBuilder;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
+
+use super::connect_through;
 
 /// A span exporter that drops everything: the cost measured is the
 /// instrumentation and the SDK, not a network.
@@ -83,9 +86,46 @@ impl Telemetry {
             .service(Connector::new())
     }
 
+    /// [`layered`](Self::layered), with this pipeline's subscriber to run its
+    /// connects under.
+    pub(crate) fn traced(&self, policy: ConnectPolicy) -> Traced {
+        Traced {
+            svc: self.layered(policy),
+            dispatch: self.dispatch.clone(),
+        }
+    }
+
     /// Flushes and stops both providers.
     pub(crate) fn shutdown(self) {
         let _ = self.tracer_provider.shutdown();
         let _ = self.meter_provider.shutdown();
+    }
+}
+
+/// A layered service whose connects run with the pipeline's subscriber
+/// current, installed around each connect only (`with_default`), so that
+/// they can alternate with connects that see no subscriber.
+pub(crate) struct Traced {
+    svc: Prelogin<Connector>,
+    dispatch: tracing::Dispatch,
+}
+
+impl Traced {
+    /// One clean connect of `request` on `client` under the subscriber.
+    pub(crate) fn connect(&mut self, client: &Runtime, request: &ConnectRequest) {
+        tracing::dispatcher::with_default(&self.dispatch, || {
+            connect_through(client, &mut self.svc, request);
+        });
+    }
+
+    /// One connect before any measured one. While the pipeline's is the only
+    /// `Dispatch` in the process, tracing-core decides a callsite's interest
+    /// at its first use from the *current thread's* default, and keeps it
+    /// (tokio-rs/tracing#2874, #3611): a span or event first reached by a
+    /// connect outside [`connect`](Self::connect) is then off for good,
+    /// traced connects included. This connect reaches every callsite a
+    /// traced connect does while the subscriber is current.
+    pub(crate) fn warm_up(&mut self, client: &Runtime, request: &ConnectRequest) {
+        self.connect(client, request);
     }
 }
