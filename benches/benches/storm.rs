@@ -111,11 +111,19 @@ enum Answer {
 struct ServerModel {
     started: Instant,
     up_at: Instant,
-    capacity: u32,
     window: Duration,
-    seconds: Mutex<Vec<(u32, u32)>>,
+    /// Handshakes accepted per window: `capacity * window`.
+    per_window: u32,
+    counts: Mutex<Counts>,
+}
+
+/// What the server has seen so far.
+#[derive(Default)]
+struct Counts {
+    /// Attempts and accepted handshakes in each second, in order.
+    seconds: Vec<(u32, u32)>,
     /// Accepted handshakes in the current window: (window index, count).
-    current: Mutex<(u128, u32)>,
+    current: (u128, u32),
 }
 
 impl ServerModel {
@@ -124,33 +132,32 @@ impl ServerModel {
         ServerModel {
             started,
             up_at: started + scenario.down,
-            capacity: scenario.capacity,
             window: scenario.window,
-            seconds: Mutex::new(Vec::new()),
-            current: Mutex::new((0, 0)),
+            per_window: (f64::from(scenario.capacity) * scenario.window.as_secs_f64()).round()
+                as u32,
+            counts: Mutex::default(),
         }
     }
 
     /// Counts an attempt in its second and answers it.
     fn knock(&self) -> Answer {
         let now = Instant::now();
-        let second = usize::try_from(now.duration_since(self.started).as_secs()).unwrap_or(0);
-        let mut seconds = self.seconds.lock().expect("not poisoned");
+        let elapsed = now.duration_since(self.started);
+        let second = usize::try_from(elapsed.as_secs()).unwrap_or(0);
+        let window = elapsed.as_nanos() / self.window.as_nanos().max(1);
+        let mut counts = self.counts.lock().expect("not poisoned");
+        let Counts { seconds, current } = &mut *counts;
         if seconds.len() <= second {
             seconds.resize(second + 1, (0, 0));
         }
         let (attempts, accepted) = &mut seconds[second];
         *attempts += 1;
-        let elapsed = now.duration_since(self.started);
-        let window = elapsed.as_nanos() / self.window.as_nanos().max(1);
-        let mut current = self.current.lock().expect("not poisoned");
         if current.0 != window {
             *current = (window, 0);
         }
-        let per_window = (f64::from(self.capacity) * self.window.as_secs_f64()).round() as u32;
         if now < self.up_at {
             Answer::Refused
-        } else if current.1 < per_window {
+        } else if current.1 < self.per_window {
             current.1 += 1;
             *accepted += 1;
             Answer::Accepted
@@ -173,13 +180,7 @@ impl ServerModel {
 
     /// Attempts and accepted handshakes per second, in order.
     fn series(&self) -> Vec<(u32, u32)> {
-        self.seconds.lock().expect("not poisoned").clone()
-    }
-
-    /// Attempts per second, in order.
-    fn attempts_per_second(&self) -> Vec<u32> {
-        let seconds = self.seconds.lock().expect("not poisoned");
-        seconds.iter().map(|(attempts, _)| *attempts).collect()
+        self.counts.lock().expect("not poisoned").seconds.clone()
     }
 }
 
@@ -444,20 +445,20 @@ fn simulate(strategy: Strategy, scenario: Scenario, seed: u64) -> Figures {
             bound.is_ok(),
             "the simulation ended within an hour of simulated time"
         );
-        let per_second = server.attempts_per_second();
+        let series = server.series();
         let down_secs = usize::try_from(scenario.down.as_secs()).unwrap_or(usize::MAX);
-        let peak = |range: &[u32]| range.iter().copied().max().unwrap_or(0);
-        let split = down_secs.min(per_second.len());
+        let peak = |range: &[(u32, u32)]| range.iter().map(|(n, _)| *n).max().unwrap_or(0);
+        let split = down_secs.min(series.len());
         let causes = causes.lock().expect("not poisoned").clone();
         Figures {
-            peak_down: peak(&per_second[..split]),
-            peak_up: peak(&per_second[split..]),
-            attempts: per_second.iter().map(|&n| u64::from(n)).sum(),
+            peak_down: peak(&series[..split]),
+            peak_up: peak(&series[split..]),
+            attempts: series.iter().map(|(n, _)| u64::from(*n)).sum(),
             back,
             given_up,
             last_back: (back == scenario.connections()).then_some(last_back),
             causes,
-            series: server.series(),
+            series,
         }
     })
 }
