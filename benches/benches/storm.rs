@@ -21,7 +21,10 @@
 //!   jitter, backoff, deadline and memory as shipped), one per instance (the
 //!   budget and memory are per process), over a `tower::service_fn` that
 //!   asks the server model and answers `Observed` or `AttemptError`; then
-//!   two variants of it (`LAYER_POLICIES`);
+//!   three variants of it (`LAYER_POLICIES`), the last sized by an operator
+//!   who knows the fleet: `RetryBudget::new(0, capacity / processes, 2)`,
+//!   with `--share-for N` to size it for N processes when the fleet has
+//!   `--instances` (an operator who counted wrong);
 //! - `sqlclient`: `ConnectRetryCount = 1`, `ConnectRetryInterval = 10 s`:
 //!   one attempt, one retry 10 s later, then the error;
 //! - `efcore`: `EnableRetryOnFailure()` defaults (`SqlServerRetryingExecutionStrategy`:
@@ -49,7 +52,7 @@
 //! seed.
 //!
 //! ```sh
-//! cargo bench -p benches --bench storm [-- --down 10 --capacity 2000 --replications 3 --window-ms 100 --series]
+//! cargo bench -p benches --bench storm [-- --down 10 --capacity 2000 --instances 1000 --replications 3 --window-ms 100 --share-for 800 --series]
 //! ```
 
 use std::collections::BTreeMap;
@@ -85,9 +88,18 @@ struct Scenario {
     /// The server's capacity is granted per window of this length
     /// (`capacity * window` handshakes each): a calendar second by default.
     window: Duration,
+    /// How many processes the fleet-share budget is sized for: `instances`
+    /// unless `--share-for` says the operator counted wrong.
+    share_for: usize,
 }
 
 impl Scenario {
+    /// The fleet-share budget's steady retries per second and process: the
+    /// server's capacity divided by the processes it was sized for.
+    fn share(&self) -> f32 {
+        self.capacity as f32 / self.share_for.max(1) as f32
+    }
+
     fn connections(&self) -> usize {
         self.instances * self.pool
     }
@@ -222,20 +234,28 @@ fn failure(answer: Answer, level: EncryptionLevel) -> AttemptError {
     }
 }
 
-/// A layer policy's name and how to build it.
-type NamedPolicy = (&'static str, fn() -> ConnectPolicy);
+/// A layer policy's name and how to build it for a scenario.
+type NamedPolicy = (&'static str, fn(&Scenario) -> ConnectPolicy);
 
 /// The layer's policies simulated: the shipped defaults first, then
 /// variants, each with the knobs it changes.
-const LAYER_POLICIES: [NamedPolicy; 3] = [
-    ("layer (defaults)", ConnectPolicy::new),
+const LAYER_POLICIES: [NamedPolicy; 4] = [
+    ("layer (defaults)", |_| ConnectPolicy::new()),
     // Half the steady allowance: a smaller overshoot, a longer tail.
-    ("layer: refill 0.1/s", || {
+    ("layer: refill 0.1/s", |_| {
         ConnectPolicy::new().budget(RetryBudget::new(1.0, 0.1, 10))
     }),
     // An outage longer than the default 30 s deadline needs a longer one.
-    ("layer: 120 s deadline", || {
+    ("layer: 120 s deadline", |_| {
         ConnectPolicy::new().deadline(Duration::from_secs(120))
+    }),
+    // The operator knows the fleet and the server: each process's retries
+    // are its share of the capacity, and logins pay for none (the deadline
+    // as in the row above, so the 30 s outage is not ended by it).
+    ("layer: fleet share, 120 s deadline", |scenario| {
+        ConnectPolicy::new()
+            .budget(RetryBudget::new(0.0, scenario.share(), 2))
+            .deadline(Duration::from_secs(120))
     }),
 ];
 
@@ -250,13 +270,14 @@ enum Strategy {
 }
 
 impl Strategy {
-    const ALL: [Strategy; 6] = [
+    const ALL: [Strategy; 7] = [
         Strategy::Layer(0),
         Strategy::SqlClient,
         Strategy::EfCore,
         Strategy::Bb8,
         Strategy::Layer(1),
         Strategy::Layer(2),
+        Strategy::Layer(3),
     ];
 
     fn name(self) -> &'static str {
@@ -369,7 +390,7 @@ fn simulate(strategy: Strategy, scenario: Scenario, seed: u64) -> Figures {
                         }
                     }
                 });
-                Prelogin::new(inner, policy())
+                Prelogin::new(inner, policy(&scenario))
             });
             for _ in 0..scenario.pool {
                 let server = Arc::clone(&server);
@@ -475,6 +496,7 @@ fn main() {
     let capacity = arg("--capacity").unwrap_or(2_000) as u32;
     let window = Duration::from_millis(arg("--window-ms").unwrap_or(1_000));
     let replications = arg("--replications").unwrap_or(3);
+    let share_for = arg("--share-for").map_or(instances, |n| n as usize);
     let downs: Vec<u64> = match arg("--down") {
         Some(down) => vec![down],
         None => vec![5, 30],
@@ -491,6 +513,7 @@ fn main() {
             capacity,
             down: Duration::from_secs(down),
             window,
+            share_for,
         };
         println!(
             "storm: {instances} instances x {pool} connections = {}, server down {down} s, then {capacity} handshakes/s; ideal recovery {:.1} s",
