@@ -94,6 +94,21 @@ impl RetryBudget {
     /// at most `max_balance` retries can be saved. It starts full. When
     /// deposits or refills are on, it can hold at least one retry whatever
     /// `max_balance` says, so that a deposit can always pay a waiting retry.
+    ///
+    /// A fleet whose size and server are known can give each process its
+    /// share of what the server absorbs instead, with logins paying for
+    /// nothing (`docs/guide.md` says when that is better than the default,
+    /// and what a wrong count costs):
+    ///
+    /// ```
+    /// use tiberius_tower::{ConnectPolicy, RetryBudget};
+    ///
+    /// let server_logins_per_sec = 2_000.0; // what the server absorbs
+    /// let processes = 1_000.0; // every process that connects to it
+    /// let share = RetryBudget::new(0.0, server_logins_per_sec / processes, 2);
+    /// let policy = ConnectPolicy::new().budget(share);
+    /// # let _ = policy;
+    /// ```
     pub fn new(ratio: f32, refill_per_sec: f32, max_balance: u32) -> Self {
         let clamp = |value: f32| {
             if value.is_finite() {
