@@ -276,42 +276,26 @@ fn main() {
             traced.warm_up(&client, &request);
         }
         let mut on = || traced.connect(&client, &request);
+        // Each comparison: its name, its baseline's label, the baseline.
+        let mut bare_side = || bare(&client, &request);
+        let mut layer_side = || connect_through(&client, &mut plain, &request);
+        let mut comparisons: [(&str, &str, &mut dyn FnMut()); 2] = [
+            ("connect_telemetry", "bare", &mut bare_side),
+            ("telemetry_on_top", "layer", &mut layer_side),
+        ];
         // `--top-first` runs `telemetry_on_top` before `connect_telemetry`.
-        let top_first = std::env::args().any(|a| a == "--top-first");
-        let order = if top_first {
-            ["telemetry_on_top", "connect_telemetry"]
-        } else {
-            ["connect_telemetry", "telemetry_on_top"]
-        };
-        for comparison in order {
-            if !wanted(comparison) {
-                continue;
-            }
-            let n = rounds(400);
-            if comparison == "connect_telemetry" {
-                let r = interleave(n, 4, false, &mut || bare(&client, &request), &mut on);
+        if std::env::args().any(|a| a == "--top-first") {
+            comparisons.reverse();
+        }
+        for (name, baseline, a) in comparisons {
+            if wanted(name) {
+                let r = interleave(rounds(400), 4, false, a, &mut on);
                 row(
-                    "connect_telemetry",
+                    name,
                     Goal::AtMost(1.01),
                     &r,
                     4,
-                    "bare",
-                    "layer + telemetry",
-                );
-            } else {
-                let r = interleave(
-                    n,
-                    4,
-                    false,
-                    &mut || connect_through(&client, &mut plain, &request),
-                    &mut on,
-                );
-                row(
-                    "telemetry_on_top",
-                    Goal::AtMost(1.01),
-                    &r,
-                    4,
-                    "layer",
+                    baseline,
                     "layer + telemetry",
                 );
             }
