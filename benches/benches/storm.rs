@@ -270,15 +270,19 @@ enum Strategy {
 }
 
 impl Strategy {
-    const ALL: [Strategy; 7] = [
-        Strategy::Layer(0),
-        Strategy::SqlClient,
-        Strategy::EfCore,
-        Strategy::Bb8,
-        Strategy::Layer(1),
-        Strategy::Layer(2),
-        Strategy::Layer(3),
-    ];
+    /// The shipped defaults, the other strategies, then every variant in
+    /// `LAYER_POLICIES` (a policy added there is simulated without a second
+    /// edit here).
+    fn all() -> impl Iterator<Item = Strategy> {
+        [
+            Strategy::Layer(0),
+            Strategy::SqlClient,
+            Strategy::EfCore,
+            Strategy::Bb8,
+        ]
+        .into_iter()
+        .chain((1..LAYER_POLICIES.len()).map(Strategy::Layer))
+    }
 
     fn name(self) -> &'static str {
         match self {
@@ -525,7 +529,7 @@ fn main() {
         );
         println!("|---|---|---|---|---|---|---|---|---|");
         let mut summaries = Vec::new();
-        for strategy in Strategy::ALL {
+        for strategy in Strategy::all() {
             let mut peaks = Vec::new();
             let mut recoveries = Vec::new();
             for replication in 0..replications {
