@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     Server, WALL_CLOCK, base_config, fast_policy, select_one, server_bytes_of_clean_connect,
-    service,
+    service, through_30_percent_resets,
 };
 use futures_util::StreamExt;
 use tds_emulator::{EmulatorConfig, EncryptionSetting, Fault, Schedule};
@@ -132,16 +132,7 @@ async fn transient_resets_are_retried_within_the_shared_budget() {
     const BUDGET: u32 = 150;
     let budget = Arc::new(RetryBudget::fixed(BUDGET));
     let connector = PoolConnector::new(
-        // A connect allowed k retries still fails with probability 0.3^(k+1):
-        // with 6 (EF Core's count) one of the 200 fails in about 4 % of runs
-        // (it happened in CI at 3f47826); with 12, in 200 x 0.3^13 ≈ 0.003 %.
-        // Expected retries: 200 x 0.3 / 0.7 ≈ 86, well inside the budget.
-        service(
-            fast_policy()
-                .max_retries(12)
-                .max_attempts(13)
-                .budget(Arc::clone(&budget)),
-        ),
+        service(through_30_percent_resets(Arc::clone(&budget))),
         server.request(EncryptionLevel::Off),
     );
     // Every connection is closed when it goes back (a 1 ms lifetime), so
